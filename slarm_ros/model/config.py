@@ -1,0 +1,116 @@
+"""The network's configuration: one dataclass, loadable from YAML, stored in every checkpoint."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass(frozen=True)
+class SlarmConfig:
+    """Architecture of the SLARM network.
+
+    Sizes in pixels refer to the network's input resolution; camera images of any size are
+    resized to it (intrinsics scaled to match) before they enter the network.
+    """
+
+    name: str = "slarm-tiny"
+    num_cameras: int = 3
+    image_height: int = 96
+    image_width: int = 160
+    patch_size: int = 8
+    dim: int = 128
+    depth: int = 4  # attention blocks, alternating frame-wise and global (frame first)
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    # Gaussians: one per gaussian_stride x gaussian_stride pixels (1 = per pixel).
+    gaussian_stride: int = 2
+    near: float = 0.5  # metres, closest depth a Gaussian may have
+    far: float = 150.0  # metres, farthest depth
+    max_scale: float = 2.0  # metres, largest Gaussian standard deviation
+    motion_degree: int = 3  # 0 static, 1 velocity (STORM), 2 + acceleration, 3 + jerk (SLARM)
+    motion_scale: float = 5.0  # m/s (m/s^2, m/s^3) per unit of the motion head's output
+    semantic_dim: int = 32  # per-Gaussian language feature (SLARM: 64)
+    text_dim: int = 384  # the text encoder's embedding size (all-MiniLM-L6-v2)
+    time_frequencies: int = 8  # Fourier frequencies of the timestamp embedding
+    time_horizon: float = 20.0  # seconds; timestamps are embedded relative to a sequence anchor in [0, horizon)
+    attention: str = "window:4"  # full | causal | window:W
+
+    def __post_init__(self):
+        if self.image_height % self.patch_size or self.image_width % self.patch_size:
+            raise ValueError(f"image size {self.image_height}x{self.image_width} is not a multiple of patch {self.patch_size}")
+        if self.patch_size % self.gaussian_stride:
+            raise ValueError(f"patch {self.patch_size} is not a multiple of gaussian_stride {self.gaussian_stride}")
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
+        if not 0 <= self.motion_degree <= 3:
+            raise ValueError(f"motion_degree must be 0..3, got {self.motion_degree}")
+        if not 0 < self.near < self.far:
+            raise ValueError(f"need 0 < near < far, got near {self.near}, far {self.far}")
+        parse_attention(self.attention)
+
+    @property
+    def patch_grid(self) -> tuple[int, int]:
+        return self.image_height // self.patch_size, self.image_width // self.patch_size
+
+    @property
+    def gaussian_grid(self) -> tuple[int, int]:
+        return self.image_height // self.gaussian_stride, self.image_width // self.gaussian_stride
+
+    @property
+    def gaussians_per_camera(self) -> int:
+        h, w = self.gaussian_grid
+        return h * w
+
+    @property
+    def window(self) -> int | None:
+        """Timesteps a frame attends to (itself included); None for unbounded."""
+        return parse_attention(self.attention)[1]
+
+    def replace(self, **changes) -> "SlarmConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SlarmConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys: {unknown}")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SlarmConfig":
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "SlarmConfig":
+        with open(path) as f:
+            return cls.from_dict(yaml.safe_load(f) or {})
+
+    @classmethod
+    def named(cls, name: str) -> "SlarmConfig":
+        """A shipped configuration: ``slarm-tiny`` (CPU) or ``slarm-base`` (STORM-sized, GPU)."""
+        path = CONFIG_DIR / f"{name}.yaml"
+        if not path.exists():
+            available = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+            raise ValueError(f"no configuration named '{name}'; available: {available}")
+        return cls.from_yaml(path)
+
+
+def parse_attention(mode: str) -> tuple[str, int | None]:
+    """'full' -> ('full', None); 'causal' -> ('causal', None); 'window:W' -> ('window', W)."""
+    if mode in ("full", "causal"):
+        return mode, None
+    match = re.fullmatch(r"window:(\d+)", mode)
+    if match and int(match.group(1)) >= 1:
+        return "window", int(match.group(1))
+    raise ValueError(f"attention must be 'full', 'causal' or 'window:W' with W >= 1, got '{mode}'")

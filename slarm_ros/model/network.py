@@ -1,0 +1,122 @@
+"""The SLARM network: tokens -> alternating frame/global attention -> Gaussian, sky and affine heads."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..gaussians import Gaussians4D
+from .config import SlarmConfig, parse_attention
+from .heads import AffineHead, GaussianHead, SkyHead, decode_gaussians, downsample_images
+from .layers import Block, GlobalBlock, KVCache
+from .tokens import TokenEmbedding
+
+
+@dataclass(frozen=True)
+class ViewBatch:
+    """Network input: T timesteps of C cameras, geometry in the sequence's anchor frame."""
+
+    images: Tensor  # (T, C, 3, H, W) RGB in [0, 1] at the network's resolution
+    K: Tensor  # (T, C, 3, 3) intrinsics at the network's resolution, pixels
+    cam_to_anchor: Tensor  # (T, C, 4, 4) optical frame -> anchor frame, metres
+    times: Tensor  # (T,) seconds since the anchor time
+
+    @property
+    def num_steps(self) -> int:
+        return self.images.shape[0]
+
+    def step(self, i: int) -> "ViewBatch":
+        return ViewBatch(self.images[i:i + 1], self.K[i:i + 1], self.cam_to_anchor[i:i + 1], self.times[i:i + 1])
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Network output for T timesteps, in the anchor frame (times relative to the anchor)."""
+
+    gaussians: list[Gaussians4D]  # T entries of C*h*w Gaussians each
+    depth: Tensor  # (T, C, h, w) distance along each Gaussian's ray, metres
+    sky_tokens: Tensor  # (T, D)
+    affine: Tensor  # (T, C, 3, 4)
+
+
+class SlarmNet(nn.Module):
+    def __init__(self, cfg: SlarmConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tokens = TokenEmbedding(cfg)
+        self.blocks = nn.ModuleList(
+            [(Block if i % 2 == 0 else GlobalBlock)(cfg.dim, cfg.num_heads, cfg.mlp_ratio) for i in range(cfg.depth)]
+        )
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.gaussian_head = GaussianHead(cfg)
+        self.sky_head = SkyHead(cfg)
+        self.affine_head = AffineHead(cfg)
+        # The language space: per-Gaussian features -> the text encoder's embedding space.
+        self.semantic_projection = nn.Linear(cfg.semantic_dim, cfg.text_dim)
+        # The head reads one intermediate layer beside the last (as DPT heads read several).
+        self.tap_layer = max(0, cfg.depth // 2 - 1)
+
+    @property
+    def num_global_layers(self) -> int:
+        return sum(isinstance(b, GlobalBlock) for b in self.blocks)
+
+    def new_cache(self, window: int | None) -> KVCache:
+        return KVCache(window=window, layers=[None] * self.num_global_layers)
+
+    def forward(self, batch: ViewBatch, attention: str | None = None) -> Prediction:
+        """All timesteps in one pass with the temporal mask ``attention`` (default: the config's)."""
+        mode, window = parse_attention(attention or self.cfg.attention)
+
+        def global_block(block: GlobalBlock, x: Tensor, _layer: int) -> Tensor:
+            return block.forward_offline(x, mode, window)
+
+        return self._run(batch, global_block)
+
+    def step(self, batch: ViewBatch, cache: KVCache) -> Prediction:
+        """One new timestep (batch.num_steps == 1), attending to the cached past."""
+        if batch.num_steps != 1:
+            raise ValueError(f"step takes one timestep, got {batch.num_steps}")
+
+        def global_block(block: GlobalBlock, x: Tensor, layer: int) -> Tensor:
+            return block.forward_step(x, cache, layer)
+
+        return self._run(batch, global_block)
+
+    def _run(self, batch: ViewBatch, global_block) -> Prediction:
+        cfg = self.cfg
+        x = self.tokens(batch.images, batch.K, batch.cam_to_anchor, batch.times)  # (T, C, M, D)
+        t, c, m, d = x.shape
+        tapped = None
+        global_index = 0
+        for i, block in enumerate(self.blocks):
+            if isinstance(block, GlobalBlock):
+                x = global_block(block, x.reshape(t, c * m, d), global_index).reshape(t, c, m, d)
+                global_index += 1
+            else:
+                x = block(x.reshape(t * c, m, d)).reshape(t, c, m, d)
+            if i == self.tap_layer:
+                tapped = x
+        x = self.norm(x)
+        special = TokenEmbedding.NUM_SPECIAL
+        patch_tokens = torch.cat([tapped[:, :, special:], x[:, :, special:]], dim=-1).flatten(0, 1)
+        images_small = downsample_images(batch.images.flatten(0, 1), cfg.gaussian_stride)
+        raw = self.gaussian_head(patch_tokens, images_small)
+        gaussians, depth = decode_gaussians(raw, images_small, batch.K, batch.cam_to_anchor, batch.times, cfg)
+        return Prediction(
+            gaussians=gaussians,
+            depth=depth,
+            sky_tokens=x[:, :, 0].mean(dim=1),
+            affine=self.affine_head(x[:, :, 1]),
+        )
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by part, for optimisers and for checking that gradients reach each part."""
+        return {
+            "tokens": list(self.tokens.parameters()),
+            "aggregator": list(self.blocks.parameters()) + list(self.norm.parameters()),
+            "gaussian_head": list(self.gaussian_head.parameters()),
+            "sky_head": list(self.sky_head.parameters()),
+            "affine_head": list(self.affine_head.parameters()),
+            "semantic_projection": list(self.semantic_projection.parameters()),
+        }
