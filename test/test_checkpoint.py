@@ -1,0 +1,89 @@
+"""Checkpoints round-trip; bad ones fail with a message that names the problem."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from slarm_ros.model import SlarmConfig, SlarmNet
+from slarm_ros.model.checkpoint import CheckpointError, checkpoint_notes, load_checkpoint, save_checkpoint
+from slarm_ros.stream import Reconstructor
+
+CFG = SlarmConfig(name="test", image_height=32, image_width=48, patch_size=8, dim=32, depth=2, num_heads=2,
+                  semantic_dim=8, text_dim=16)
+
+
+def saved(tmp_path, cfg=CFG):
+    torch.manual_seed(0)
+    net = SlarmNet(cfg)
+    return net, save_checkpoint(net, tmp_path / "model.safetensors", notes={"steps": 12})
+
+
+def test_round_trip_keeps_weights_config_and_notes(tmp_path):
+    net, path = saved(tmp_path)
+    loaded = load_checkpoint(path)
+    assert loaded.cfg == CFG
+    for (k, a), (_, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert checkpoint_notes(path) == {"steps": "12"}
+    assert Reconstructor.from_checkpoint(path, device="cpu").cfg == CFG
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.safetensors")
+
+
+def test_corrupt_and_truncated_files(tmp_path):
+    _, path = saved(tmp_path)
+    data = path.read_bytes()
+    (tmp_path / "garbage.safetensors").write_bytes(b"\x00\x01garbage" * 10)
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_checkpoint(tmp_path / "garbage.safetensors")
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="safetensors"):
+        load_checkpoint(tmp_path / "cut.safetensors")
+
+
+def test_file_without_our_config(tmp_path):
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(CheckpointError, match="no 'slarm_config' metadata"):
+        load_checkpoint(tmp_path / "foreign.safetensors")
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "odd.safetensors"), metadata={"slarm_config": '{"bogus": 1}'})
+    with pytest.raises(CheckpointError, match="bogus"):
+        load_checkpoint(tmp_path / "odd.safetensors")
+
+
+def test_config_other_than_expected_names_the_fields(tmp_path):
+    _, path = saved(tmp_path)
+    with pytest.raises(CheckpointError, match="dim: checkpoint 32, expected 64") as err:
+        load_checkpoint(path, expected=CFG.replace(dim=64, num_heads=2))
+    assert "another configuration" in str(err.value)
+
+
+def test_tensors_that_do_not_fit_their_config(tmp_path):
+    small = SlarmNet(CFG.replace(semantic_dim=4))
+    tensors = {k: v.contiguous() for k, v in small.state_dict().items()}
+    tensors["extra.weight"] = torch.zeros(1)
+    del tensors["norm.weight"]
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={"slarm_config": CFG.to_json()})
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(tmp_path / "bad.safetensors")
+    msg = str(err.value)
+    assert "missing tensors [norm.weight]" in msg and "unexpected tensors [extra.weight]" in msg
+    assert "semantic_projection.weight: checkpoint (16, 4), model (16, 8)" in msg
+
+
+def test_non_finite_weights(tmp_path):
+    net = SlarmNet(CFG)
+    tensors = {k: v.contiguous().clone() for k, v in net.state_dict().items()}
+    tensors["norm.bias"][0] = float("nan")
+    save_file(tensors, str(tmp_path / "nan.safetensors"), metadata={"slarm_config": CFG.to_json()})
+    with pytest.raises(CheckpointError, match="non-finite weights in \\[norm.bias\\]"):
+        load_checkpoint(tmp_path / "nan.safetensors")
+
+
+def test_unknown_config_name_lists_the_available_ones():
+    with pytest.raises(ValueError, match="slarm-tiny"):
+        SlarmConfig.named("slarm-huge")
+    assert json.loads(CFG.to_json())["dim"] == 32

@@ -1,0 +1,165 @@
+"""The streaming engine: equal to one offline pass with the same mask, bounded window, bad input."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from slarm_ros.frames import CameraFrame, FrameError, FrameSet
+from slarm_ros.model import SlarmConfig, SlarmNet
+from slarm_ros.stream import Reconstructor, point_products
+from sequences import frame_sets
+
+TINY = SlarmConfig(name="test", image_height=32, image_width=48, patch_size=8, dim=32, depth=4, num_heads=2,
+                   gaussian_stride=2, semantic_dim=8, attention="window:3")
+
+
+def engine(attention="window:3", **kwargs):
+    torch.manual_seed(0)
+    return Reconstructor(SlarmNet(TINY.replace(attention=attention)), device="cpu", **kwargs)
+
+
+def assert_same(stream, offline):
+    assert len(stream) == len(offline)
+    for a, b in zip(stream, offline):
+        assert a.stamp == b.stamp
+        torch.testing.assert_close(a.gaussians.means, b.gaussians.means, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(a.gaussians.motion, b.gaussians.motion, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(a.gaussians.features, b.gaussians.features, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(a.depth, b.depth, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(a.affine, b.affine, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("attention", ["window:3", "window:1", "causal"])
+def test_streaming_equals_one_offline_pass_with_the_same_mask(attention):
+    seq = frame_sets(7, height=64, width=96)
+    eng = engine(attention)
+    stream = [eng.step(fs) for fs in seq]
+    assert_same(stream, eng.run_offline(seq, attention))
+
+
+def test_full_attention_differs_from_the_window_once_the_sequence_is_longer_than_it():
+    seq = frame_sets(6, height=32, width=48)
+    eng = engine()
+    full = eng.run_offline(seq, "full")
+    window = eng.run_offline(seq, "window:3")
+    assert not torch.allclose(full[-1].depth, window[-1].depth, atol=1e-5)
+
+
+def test_the_cache_never_holds_more_than_the_window():
+    eng = engine("window:3")
+    fills, cached = [], []
+    for fs in frame_sets(12, height=32, width=48):
+        fills.append(eng.step(fs).window_fill)
+        cached.append(eng.window_fill)
+    assert fills == [1, 2, 3] + [3] * 9
+    assert cached == [1, 2] + [2] * 10  # W - 1 kept between steps; W in use during a step
+    assert len(eng.window_gaussians().means) == 3 * 3 * 16 * 24  # W timesteps x 3 cameras x cells
+    eng.reset()
+    assert eng.window_fill == 0 and eng.cache_bytes() == 0
+
+
+def test_memory_per_step_is_bounded_over_a_long_sequence():
+    eng = engine("window:3")
+    seq = frame_sets(30, height=32, width=48)
+    sizes = []
+    for fs in seq:
+        eng.step(fs)
+        sizes.append(eng.cache_bytes())
+    assert len(set(sizes[3:])) == 1, "cache size must stop growing once the window is full"
+    assert len(eng.window_results) == 3
+
+
+def test_reset_starts_a_new_sequence_that_reproduces_the_first():
+    seq = frame_sets(4, height=32, width=48)
+    eng = engine()
+    first = [eng.step(fs) for fs in seq]
+    eng.reset()
+    again = [eng.step(fs) for fs in seq]
+    assert_same(first, again)
+
+
+def test_the_anchor_moves_after_driving_far_and_outputs_stay_in_the_world_frame():
+    eng = engine(anchor_max_distance=2.0)
+    seq = frame_sets(8, height=32, width=48, speed=10.0)  # 1 m per step
+    results = [eng.step(fs) for fs in seq]
+    assert eng.rebases >= 2
+    # Gaussians are in front of the camera that made them, in the world frame, before and after
+    for fs, res in zip(seq, results):
+        cam0 = np.asarray(fs.cameras[0].cam_to_world)
+        pts = res.gaussians.means[: 16 * 24].double().numpy()
+        in_cam = (np.linalg.inv(cam0) @ np.c_[pts, np.ones(len(pts))].T)[:3]
+        assert (in_cam[2] > TINY.near * 0.99).all()
+
+
+def test_point_products_are_world_points_with_colour_velocity_and_features():
+    eng = engine()
+    res = None
+    for fs in frame_sets(3, height=32, width=48):
+        res = eng.step(fs)
+    pts = point_products(res, min_opacity=0.0)
+    n = 3 * 16 * 24
+    assert pts.xyz.shape == (n, 3) and pts.rgb.shape == (n, 3) and pts.velocity.shape == (n, 3)
+    assert pts.features.shape == (n, TINY.semantic_dim) and pts.camera.shape == (n,)
+    assert set(pts.camera.tolist()) == {0, 1, 2}
+    assert np.isfinite(pts.xyz).all() and (pts.rgb >= 0).all() and (pts.rgb <= 1).all()
+    assert point_products(res, min_opacity=1.0).num == 0
+
+
+# --- bad input ---------------------------------------------------------------------------------
+def with_camera(fs: FrameSet, index: int, **changes) -> FrameSet:
+    cams = list(fs.cameras)
+    cams[index] = dataclasses.replace(cams[index], **changes)
+    return FrameSet(fs.stamp, tuple(cams))
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(image=np.zeros((32, 48), np.uint8)), "H x W x 3"),
+    (dict(image=np.zeros((32, 48, 4), np.uint8)), "H x W x 3"),
+    (dict(image=np.zeros((32, 48, 3), np.float32)), "uint8"),
+    (dict(K=np.full((3, 3), np.nan)), "finite 3x3"),
+    (dict(K=np.array([[0.0, 0, 1], [0, 10, 1], [0, 0, 1]])), "positive focal"),
+    (dict(cam_to_world=np.full((4, 4), np.inf)), "finite 4x4"),
+    (dict(cam_to_world=np.diag([2.0, 1, 1, 1])), "orthonormal"),
+])
+def test_bad_camera_data_is_rejected_with_a_message_naming_the_problem(change, message):
+    fs = frame_sets(1, height=32, width=48)[0]
+    eng = engine()
+    with pytest.raises(FrameError, match=message) as err:
+        eng.step(with_camera(fs, 1, **change))
+    assert "cam1" in str(err.value)
+    eng.step(fs)  # the engine is still usable
+
+
+def test_camera_count_and_names_must_match():
+    fs = frame_sets(2, height=32, width=48)
+    eng = engine()
+    with pytest.raises(FrameError, match="2 cameras.*built for 3"):
+        eng.step(FrameSet(fs[0].stamp, fs[0].cameras[:2]))
+    eng.step(fs[0])
+    renamed = with_camera(fs[1], 2, name="rear")
+    with pytest.raises(FrameError, match="rear"):
+        eng.step(renamed)
+
+
+def test_timestamps_must_increase():
+    seq = frame_sets(3, height=32, width=48)
+    eng = engine()
+    eng.step(seq[1])
+    with pytest.raises(FrameError, match="timestamps must increase"):
+        eng.step(seq[0])
+    with pytest.raises(FrameError, match="timestamps must increase"):
+        eng.step(seq[1])
+    with pytest.raises(FrameError, match="timestamps must increase"):
+        eng.run_offline([seq[2], seq[1]])
+
+
+def test_images_of_another_size_are_resized_with_their_intrinsics():
+    small = frame_sets(1, height=32, width=48)[0]
+    big = frame_sets(1, height=64, width=96)[0]
+    eng = engine()
+    a = eng.step(small)
+    eng.reset()
+    b = eng.step(big)
+    # same rig, same field of view: the rays and hence the point directions agree
+    assert a.gaussians.means.shape == b.gaussians.means.shape
