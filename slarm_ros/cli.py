@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 
@@ -15,15 +16,32 @@ def _demo(args: argparse.Namespace) -> int:
     return 2
 
 
+def _bench_engine(args: argparse.Namespace) -> int:
+    from .eval import bench_engine
+
+    bench_engine.run(args)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slarm", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
     demo = commands.add_parser("demo", help="run the node on a synthetic drive and summarise it")
     demo.set_defaults(func=_demo)
+
+    bench = commands.add_parser("bench", help="benchmarks that print and save numbers")
+    targets = bench.add_subparsers(dest="target", required=True)
+    from .eval import bench_engine
+
+    engine = targets.add_parser("engine", help="per-timestep latency and memory, streaming vs offline")
+    bench_engine.add_arguments(engine)
+    engine.set_defaults(func=_bench_engine)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     return args.func(args)
 

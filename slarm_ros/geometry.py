@@ -6,8 +6,13 @@ Quaternions are (w, x, y, z), as gsplat takes them.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
+
+# Rotation (as a 4x4 transform) from an optical frame to the body it looks out of along x (z up):
+# optical z (forward) = body x, optical x (right) = body -y, optical y (down) = body -z.
+OPTICAL_TO_BODY = np.array([[0, 0, 1, 0], [-1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=float)
 
 
 def grid_pixels(height: int, width: int, stride: int = 1, device=None, dtype=torch.float32) -> Tensor:
@@ -22,6 +27,19 @@ def grid_pixels(height: int, width: int, stride: int = 1, device=None, dtype=tor
     u = torch.arange(w, device=device, dtype=dtype) * stride + offset
     vv, uu = torch.meshgrid(v, u, indexing="ij")
     return torch.stack([uu, vv], dim=-1)
+
+
+def pixels_in_boxes(x0: Tensor, x1: Tensor, y0: Tensor, y1: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Every integer pixel inside each of B inclusive screen boxes [x0, x1] x [y0, y1] (int64, (B,)).
+
+    Empty boxes (x1 < x0 or y1 < y0) contribute nothing. Returns owner box index, px, py, each (P,).
+    """
+    box_w = (x1 - x0 + 1).clamp(min=0)
+    counts = box_w * (y1 - y0 + 1).clamp(min=0)
+    owner = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
+    starts = torch.cumsum(counts, 0) - counts
+    local = torch.arange(int(counts.sum()), device=counts.device) - starts[owner]
+    return owner, x0[owner] + local % box_w[owner], y0[owner] + local // box_w[owner]
 
 
 def pixel_rays(K: Tensor, cam_to_world: Tensor, pixels: Tensor) -> tuple[Tensor, Tensor]:

@@ -4,12 +4,13 @@ import torch
 
 from slarm_ros.geometry import (grid_pixels, invert_rigid, pixel_rays, plucker, quat_multiply, quat_to_rotmat,
                                 rotmat_to_quat, scale_intrinsics)
-from sequences import FORWARD, yaw
+from slarm_ros.geometry import OPTICAL_TO_BODY
+from slarm_ros.random_drive import yaw
 
 
 def camera(dtype=torch.float64):
     K = torch.tensor([[120.0, 0, 79.5], [0, 110.0, 47.5], [0, 0, 1]], dtype=dtype)
-    T = torch.as_tensor(yaw(0.7) @ FORWARD, dtype=dtype)
+    T = torch.as_tensor(yaw(0.7) @ OPTICAL_TO_BODY, dtype=dtype)
     T[:3, 3] = torch.tensor([12.0, -3.0, 1.6], dtype=dtype)
     return K, T
 

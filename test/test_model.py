@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from slarm_ros.gaussians import Gaussians4D
 from slarm_ros.model import SlarmConfig, SlarmNet, ViewBatch
 from slarm_ros.render.scene import render_gaussians
-from sequences import frame_sets
+from slarm_ros.random_drive import frame_sets
 
 CFG = SlarmConfig(name="test", image_height=32, image_width=48, patch_size=8, dim=32, depth=4, num_heads=2,
                   gaussian_stride=2, semantic_dim=8, text_dim=16, motion_degree=3, attention="full")

@@ -6,7 +6,7 @@ import torch
 from slarm_ros.model import SlarmConfig, SlarmNet
 from slarm_ros.ply import PlyError, read_ply, write_ply
 from slarm_ros.stream import Reconstructor
-from sequences import frame_sets
+from slarm_ros.random_drive import frame_sets
 
 CFG = SlarmConfig(name="test", image_height=32, image_width=48, patch_size=8, dim=32, depth=2, num_heads=2,
                   semantic_dim=8, attention="window:2")

@@ -8,7 +8,7 @@ import torch
 from slarm_ros.frames import CameraFrame, FrameError, FrameSet
 from slarm_ros.model import SlarmConfig, SlarmNet
 from slarm_ros.stream import Reconstructor, point_products
-from sequences import frame_sets
+from slarm_ros.random_drive import frame_sets
 
 TINY = SlarmConfig(name="test", image_height=32, image_width=48, patch_size=8, dim=32, depth=4, num_heads=2,
                    gaussian_stride=2, semantic_dim=8, attention="window:3")

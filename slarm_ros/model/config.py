@@ -22,8 +22,8 @@ class SlarmConfig:
 
     name: str = "slarm-tiny"
     num_cameras: int = 3
-    image_height: int = 96
-    image_width: int = 160
+    image_height: int = 80
+    image_width: int = 128
     patch_size: int = 8
     dim: int = 128
     depth: int = 4  # attention blocks, alternating frame-wise and global (frame first)

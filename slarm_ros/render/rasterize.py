@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..geometry import quat_to_rotmat
+from ..geometry import pixels_in_boxes, quat_to_rotmat
 
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.999
@@ -152,13 +152,7 @@ def _pixel_pairs(proj: Projection, width: int, height: int) -> tuple[Tensor, Ten
         x1 = torch.floor(m[:, 0] + r[:, 0]).clamp(max=width - 1).long()
         y0 = torch.ceil(m[:, 1] - r[:, 1]).clamp(min=0).long()
         y1 = torch.floor(m[:, 1] + r[:, 1]).clamp(max=height - 1).long()
-        box_w = (x1 - x0 + 1).clamp(min=0)
-        counts = box_w * (y1 - y0 + 1).clamp(min=0)
-        owner = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
-        starts = torch.cumsum(counts, 0) - counts
-        local = torch.arange(int(counts.sum()), device=counts.device) - starts[owner]
-        px = x0[owner] + local % box_w[owner]
-        py = y0[owner] + local // box_w[owner]
+        owner, px, py = pixels_in_boxes(x0, x1, y0, y1)
         return v_idx[owner], g_idx[owner], px, py
 
 
