@@ -1,9 +1,19 @@
-"""The ``slarm`` command: one entry point for the engine's jobs."""
+"""The ``slarm`` command: one entry point for the engine's jobs.
+
+  slarm world make --out DIR [--seconds 20 --hz 10 --cameras 3 --seed N]   synthetic drive -> bag
+  slarm replay BAG [--rate R]                                            bag -> live topics + /clock
+  slarm eval --bag BAG [--checkpoint C] [--window W] [--offline]          metrics, report, figures
+  slarm export --bag BAG --out F.ply [--stamp S]                         4D Gaussians of a window
+  slarm bench engine [--out DIR]                                          latency / memory vs T
+  slarm demo                                                              the node on a synthetic drive
+"""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from pathlib import Path
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -16,6 +26,58 @@ def _demo(args: argparse.Namespace) -> int:
     return 2
 
 
+def _world_make(args: argparse.Namespace) -> int:
+    from .world.config import WorldConfig
+    from .world.make import make_world_bag
+
+    cfg = WorldConfig(seed=args.seed, seconds=args.seconds, hz=args.hz, cameras=args.cameras,
+                      image_height=args.height, image_width=args.width)
+    stats = make_world_bag(cfg, args.out, storage=args.storage)
+    print(f"wrote {stats['bag']}: {stats['steps']} timesteps x {stats['cameras']} cameras in {stats['seconds']:.1f} s "
+          f"(rendering {stats['render_seconds']:.1f} s), {stats['bytes'] / 2**20:.1f} MB")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from .bag import replay
+
+    return replay.run(args)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .eval.evaluate import evaluate
+
+    out = args.out or str(Path("out") / "eval" / Path(args.bag).name)
+    result = evaluate(args.bag, out, checkpoint=args.checkpoint, window=args.window, offline=args.offline,
+                      device=args.device, max_steps=args.max_steps)
+    keys = ["depth_absrel", "depth_rmse", "flow_epe3d", "flow_acc5", "flow_acc10", "miou", "psnr_next",
+            "psnr_next_dynamic", "ssim_next", "step_p50_ms", "peak_mem_mb"]
+    print(json.dumps({k: result.get(k) for k in keys}, indent=1))
+    print(f"wrote {out}/metrics.json, {out}/report.md and figures")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .bag.reader import BagReader
+    from .stream import Reconstructor
+
+    engine = Reconstructor.from_checkpoint(args.checkpoint or None, device=args.device)
+    last = None
+    for frame_set in BagReader(args.bag, ground_truth=False).frame_sets():
+        if args.stamp is not None and frame_set.stamp > args.stamp + 1e-6:
+            break
+        engine.step(frame_set)
+        last = frame_set.stamp
+    if last is None:
+        print(f"no usable timestep in {args.bag}", file=sys.stderr)
+        return 1
+    path = engine.export_ply(args.out)
+    g = engine.window_gaussians()
+    print(f"wrote {path}: {g.num} Gaussians of the window ending at {last:.3f} s "
+          f"(motion degree {g.degree}, {g.features.shape[1]} feature channels)")
+    return 0
+
+
 def _bench_engine(args: argparse.Namespace) -> int:
     from .eval import bench_engine
 
@@ -24,16 +86,53 @@ def _bench_engine(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="slarm", description=__doc__)
+    from .bag import replay
+    from .eval import bench_engine
+
+    parser = argparse.ArgumentParser(prog="slarm", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run the node on a synthetic drive and summarise it")
     demo.set_defaults(func=_demo)
 
+    world = commands.add_parser("world", help="the synthetic driving world")
+    world_cmds = world.add_subparsers(dest="world_command", required=True)
+    make = world_cmds.add_parser("make", help="render a drive into a ROS 2 bag with ground truth")
+    make.add_argument("--out", required=True, help="bag folder to create")
+    make.add_argument("--seconds", type=float, default=20.0)
+    make.add_argument("--hz", type=float, default=10.0)
+    make.add_argument("--cameras", type=int, default=3, help="3 forward cameras, up to 6 surround")
+    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--height", type=int, default=240)
+    make.add_argument("--width", type=int, default=384)
+    make.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    make.set_defaults(func=_world_make)
+
+    play = commands.add_parser("replay", help="publish a bag on live topics with /clock")
+    replay.add_arguments(play)
+    play.set_defaults(func=_replay)
+
+    ev = commands.add_parser("eval", help="evaluate the engine on a bag with ground truth")
+    ev.add_argument("--bag", required=True)
+    ev.add_argument("--checkpoint", default="", help="weights (default: the shipped model)")
+    ev.add_argument("--window", type=int, default=None, help="streaming window in timesteps (default: the model's)")
+    ev.add_argument("--offline", action="store_true", help="score one full-attention pass instead of streaming")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--max-steps", type=int, default=None, help="only the first N timesteps")
+    ev.add_argument("--out", default="", help="output folder (default out/eval/<bag name>)")
+    ev.set_defaults(func=_eval)
+
+    export = commands.add_parser("export", help="write the window's 4D Gaussians as a 3DGS-style PLY")
+    export.add_argument("--bag", required=True)
+    export.add_argument("--out", required=True, help="PLY file to write")
+    export.add_argument("--stamp", type=float, default=None, help="stop at this stamp (s); default: the bag's end")
+    export.add_argument("--checkpoint", default="")
+    export.add_argument("--device", default="auto")
+    export.set_defaults(func=_export)
+
     bench = commands.add_parser("bench", help="benchmarks that print and save numbers")
     targets = bench.add_subparsers(dest="target", required=True)
-    from .eval import bench_engine
-
     engine = targets.add_parser("engine", help="per-timestep latency and memory, streaming vs offline")
     bench_engine.add_arguments(engine)
     engine.set_defaults(func=_bench_engine)

@@ -127,7 +127,7 @@ class Reconstructor:
             if img.shape[:2] != (h, w):
                 img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
             images.append(img)
-            K = torch.as_tensor(cam.K, dtype=torch.float32)
+            K = torch.tensor(np.asarray(cam.K), dtype=torch.float32)
             Ks.append(scale_intrinsics(K, w / cam.image.shape[1], h / cam.image.shape[0]))
         batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
         poses = np.stack([np.asarray(c.cam_to_world, dtype=np.float64) for c in frame_set.cameras])

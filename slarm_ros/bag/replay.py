@@ -1,0 +1,130 @@
+"""Replay a bag onto live ROS 2 topics with rclpy, publishing ``/clock``.
+
+Messages are sent as the bag stores them (serialized CDR bytes, never deserialized), at the
+bag's pace scaled by ``rate``. ``/tf_static`` and other latched topics are offered as
+transient-local so that late subscribers get them; everything else is reliable with a deep
+queue. ``/clock`` follows the bag time, so nodes with ``use_sim_time`` see the recorded stamps.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .reader import BagError, open_reader
+from . import topics as bag_topics
+
+LATCHED_TOPICS = (bag_topics.TF_STATIC, bag_topics.CLASSES)
+
+
+def message_class(typename: str):
+    """The rclpy message class for 'pkg/msg/Name'."""
+    package, kind, name = typename.split("/")
+    try:
+        return getattr(importlib.import_module(f"{package}.{kind}"), name)
+    except (ImportError, AttributeError) as e:
+        raise BagError(f"message type {typename} is not available in this ROS 2 environment: {e}") from e
+
+
+@dataclass
+class ReplayStats:
+    messages: int = 0
+    clock_messages: int = 0
+    wall_s: float = 0.0
+    bag_s: float = 0.0
+    loops: int = 0
+
+
+def replay(path: str | Path, rate: float = 1.0, include: list[str] | None = None, exclude_prefixes=("/gt/",),
+           clock: bool = True, start_delay: float = 1.0, loops: int = 1, node=None, log=print) -> ReplayStats:
+    """Publish the bag's messages; returns counts and timing. ``node``: an rclpy Node to publish from."""
+    import rclpy
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+    from builtin_interfaces.msg import Time
+
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, got {rate}")
+    own_node = node is None
+    if own_node:
+        rclpy.init()
+        node = rclpy.create_node("slarm_bag_player")
+    stats = ReplayStats()
+    try:
+        reader = open_reader(path)
+        try:
+            conns = [c for c in reader.connections
+                     if (include is None or c.topic in include) and not any(c.topic.startswith(p) for p in exclude_prefixes)]
+            if not conns:
+                raise BagError(f"bag {path}: nothing to replay (topics {sorted(reader.topics)})")
+            publishers = {}
+            for c in conns:
+                if c.topic in publishers:
+                    continue
+                latched = c.topic in LATCHED_TOPICS
+                qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1 if latched else 1000,
+                                 reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+                publishers[c.topic] = node.create_publisher(message_class(c.msgtype), c.topic, qos)
+            clock_pub = node.create_publisher(Clock, "/clock", 100) if clock else None
+            log(f"replaying {path}: {len(publishers)} topics at rate {rate}")
+            time.sleep(start_delay)  # let subscribers discover the publishers
+            started = time.monotonic()
+            for loop in range(loops):
+                wall0 = time.monotonic()
+                bag0 = None
+                last_clock = None
+                for conn, timestamp, raw in reader.messages(connections=conns):
+                    bag0 = timestamp if bag0 is None else bag0
+                    due = wall0 + (timestamp - bag0) / 1e9 / rate
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    if clock_pub is not None and timestamp != last_clock:
+                        clock_pub.publish(Clock(clock=Time(sec=timestamp // 1_000_000_000,
+                                                           nanosec=timestamp % 1_000_000_000)))
+                        last_clock = timestamp
+                        stats.clock_messages += 1
+                    publishers[conn.topic].publish(bytes(raw))
+                    stats.messages += 1
+                    if bag0 is not None:
+                        stats.bag_s = max(stats.bag_s, (timestamp - bag0) / 1e9)
+                stats.loops = loop + 1
+            stats.wall_s = time.monotonic() - started
+        finally:
+            reader.close()
+    finally:
+        if own_node:
+            node.destroy_node()
+            rclpy.try_shutdown()
+    log(f"replayed {stats.messages} messages ({stats.loops} loop(s)) in {stats.wall_s:.1f} s")
+    return stats
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bag", help="bag folder")
+    parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    parser.add_argument("--topics", nargs="*", help="only these topics")
+    parser.add_argument("--with-ground-truth", action="store_true", help="also publish /gt/* topics")
+    parser.add_argument("--no-clock", action="store_true", help="do not publish /clock")
+    parser.add_argument("--loops", type=int, default=1, help="play the bag this many times (time jumps back)")
+    parser.add_argument("--delay", type=float, default=1.0, help="seconds to wait before playing (discovery)")
+
+
+def run(args: argparse.Namespace) -> int:
+    replay(args.bag, rate=args.rate, include=args.topics, exclude_prefixes=() if args.with_ground_truth else ("/gt/",),
+           clock=not args.no_clock, start_delay=args.delay, loops=args.loops)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

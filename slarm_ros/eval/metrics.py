@@ -1,0 +1,81 @@
+"""Metrics, defined as STORM and SLARM compute them.
+
+- PSNR over a whole image, or only over the pixels of a mask (``dynamic`` variants: the
+  ground-truth dynamic mask; frames without dynamic pixels give None and are left out).
+- SSIM: the Gaussian-window SSIM (11 px, sigma 1.5, K = 0.01, 0.03) of pytorch-msssim.
+- Depth over pixels with valid ground truth (> 0): RMSE (m) and AbsRel = mean(|d - g| / g).
+- Scene flow over non-ground pixels with valid depth, on displacements over one frame interval:
+  EPE3D = mean L2 error (m); Acc5 = share with error < 0.05 m or relative error < 5 %;
+  Acc10 = < 0.1 m or < 10 %; outliers = error > 0.3 m or relative error > 10 %.
+- Semantics: per-class IoU, mIoU over the classes present in prediction or ground truth, accuracy.
+Each function takes numpy arrays and returns plain floats.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pytorch_msssim import ssim as _ssim
+
+
+def psnr(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None, data_range: float = 1.0) -> float | None:
+    """Images (..., H, W, C) in [0, data_range]; mask (..., H, W) bool. None if the mask is empty."""
+    err = (np.asarray(pred, np.float64) - np.asarray(gt, np.float64)) ** 2
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        if not mask.any():
+            return None
+        mse = err[mask].mean()
+    else:
+        mse = err.mean()
+    return float("inf") if mse == 0 else float(10 * np.log10(data_range ** 2 / mse))
+
+
+def ssim(pred: np.ndarray, gt: np.ndarray, data_range: float = 1.0) -> float:
+    """Mean SSIM of images (H, W, 3) or (N, H, W, 3)."""
+    to = lambda x: torch.as_tensor(np.asarray(x, np.float32)).reshape(-1, *np.shape(x)[-3:]).permute(0, 3, 1, 2)
+    return float(_ssim(to(pred), to(gt), data_range=data_range, size_average=True))
+
+
+def depth_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    """RMSE (m) and AbsRel over pixels with gt > 0 (and a finite prediction)."""
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    valid = (gt > 0) & np.isfinite(pred)
+    if not valid.any():
+        return {"depth_rmse": float("nan"), "depth_absrel": float("nan"), "depth_pixels": 0}
+    d, g = pred[valid], gt[valid]
+    return {"depth_rmse": float(np.sqrt(((d - g) ** 2).mean())), "depth_absrel": float((np.abs(d - g) / g).mean()),
+            "depth_pixels": int(valid.sum())}
+
+
+def flow_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    """Scene-flow metrics of displacement vectors (N, 3) in metres, already restricted to the evaluated pixels."""
+    pred, gt = np.asarray(pred, np.float64).reshape(-1, 3), np.asarray(gt, np.float64).reshape(-1, 3)
+    if len(gt) == 0:
+        return {"flow_epe3d": float("nan"), "flow_acc5": float("nan"), "flow_acc10": float("nan"),
+                "flow_outliers": float("nan"), "flow_points": 0}
+    err = np.linalg.norm(pred - gt, axis=1)
+    rel = err / np.maximum(np.linalg.norm(gt, axis=1), 1e-20)
+    return {
+        "flow_epe3d": float(err.mean()),
+        "flow_acc5": float(((err < 0.05) | (rel < 0.05)).mean()),
+        "flow_acc10": float(((err < 0.1) | (rel < 0.1)).mean()),
+        "flow_outliers": float(((err > 0.3) | (rel > 0.1)).mean()),
+        "flow_points": int(len(gt)),
+    }
+
+
+def confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, C) counts, rows = ground truth, columns = prediction."""
+    pred, gt = np.asarray(pred).reshape(-1), np.asarray(gt).reshape(-1)
+    return np.bincount(gt * num_classes + pred, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def segmentation_scores(conf: np.ndarray, names: list[str]) -> dict:
+    """mIoU over classes present in ground truth or prediction, accuracy, and per-class IoU."""
+    tp = np.diag(conf).astype(np.float64)
+    union = conf.sum(0) + conf.sum(1) - tp
+    present = union > 0
+    iou = np.where(present, tp / np.maximum(union, 1), np.nan)
+    return {"miou": float(np.nanmean(iou)) if present.any() else float("nan"),
+            "semantic_accuracy": float(tp.sum() / max(conf.sum(), 1)),
+            "iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, iou)}}

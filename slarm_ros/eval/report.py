@@ -1,0 +1,49 @@
+"""report.md of an evaluation: the metrics beside the baselines, how it was run, the figures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+ROWS = [
+    ("depth_absrel", "depth AbsRel", "lower"), ("depth_rmse", "depth RMSE (m)", "lower"),
+    ("flow_epe3d", "scene flow EPE3D (m per frame)", "lower"), ("flow_acc5", "flow Acc5", "higher"),
+    ("flow_acc10", "flow Acc10", "higher"), ("flow_outliers", "flow outliers", "lower"),
+    ("miou", "semantic mIoU (by text query)", "higher"), ("semantic_accuracy", "semantic accuracy", "higher"),
+    ("psnr_next", "next-frame PSNR (dB)", "higher"), ("psnr_next_dynamic", "next-frame PSNR, dynamic (dB)", "higher"),
+    ("ssim_next", "next-frame SSIM", "higher"),
+]
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+    return str(value)
+
+
+def write(path: Path, result: dict, figures: list[tuple[str, str]]) -> None:
+    run = result["run"]
+    base = result["baselines"]
+    lines = [
+        f"# Evaluation of {Path(run['bag']).name}",
+        "",
+        f"- mode: {run['mode']}; model: {run['config']} ({run['checkpoint']}); device: {run['device']}",
+        f"- timesteps: {run['timesteps']}, frame interval {run['frame_interval_s']:.3f} s; "
+        f"scored at {run['eval_resolution'][0]}x{run['eval_resolution'][1]}",
+        f"- streaming step: p50 {result['step_p50_ms']:.1f} ms, p95 {result['step_p95_ms']:.1f} ms; "
+        f"peak memory {result['peak_mem_mb']:.0f} MB; scoring {run['scoring_s_per_step']:.2f} s per timestep",
+    ]
+    if "offline_total_s" in run:
+        lines.append(f"- offline pass: {run['offline_total_s']:.1f} s ({run['offline_per_step_ms']:.0f} ms per timestep)")
+    if run["skipped"]:
+        lines.append(f"- skipped: {len(run['skipped'])} (first: {run['skipped'][0]})")
+    lines += ["", "| metric | SLARM | zero motion | last frame copied | better |", "| --- | --- | --- | --- | --- |"]
+    for key, label, better in ROWS:
+        lines.append(f"| {label} | {_fmt(result.get(key))} | {_fmt(base['zero_motion'].get(key))} | "
+                     f"{_fmt(base['copy_last'].get(key))} | {better} |")
+    if result.get("iou"):
+        lines += ["", "Per-class IoU: " + ", ".join(f"{k} {_fmt(v)}" for k, v in result["iou"].items())]
+    lines += ["", "Definitions: `slarm_ros/eval/metrics.py`; what is rendered and compared: `slarm_ros/eval/evaluate.py`.", ""]
+    for title, name in figures:
+        lines += [f"## {title}", "", f"![{title}]({name})", ""]
+    path.write_text("\n".join(lines))

@@ -1,0 +1,1 @@
+"""Language-aligned semantics: text encoder, query validation, scores."""
