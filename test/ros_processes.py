@@ -61,6 +61,14 @@ class RosProcesses:
         self.pids.add(proc.pid)
         return proc
 
+    def start_module(self, module: str, *args: str) -> subprocess.Popen:
+        """Start ``python -m module args...`` (e.g. slarm_ros.cli replay ...)."""
+        proc = subprocess.Popen([sys.executable, "-m", module, *map(str, args)], env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.procs.append(proc)
+        self.pids.add(proc.pid)
+        return proc
+
     def run_json(self, program: str, *args: str, timeout: float = 60.0) -> dict:
         """Run a program to completion and parse the JSON object it prints last."""
         proc = self.start(program, *args)

@@ -1,0 +1,62 @@
+"""Metrics against values computed by hand."""
+import math
+
+import numpy as np
+import pytest
+
+from slarm_ros.eval import metrics
+
+
+def test_psnr_full_and_masked():
+    gt = np.zeros((2, 2, 3))
+    pred = gt.copy()
+    pred[0, 0] = 0.1  # 3 of 12 values off by 0.1 -> mse = 0.0025
+    assert metrics.psnr(pred, gt) == pytest.approx(10 * math.log10(1 / 0.0025))
+    mask = np.array([[True, False], [False, False]])  # only the wrong pixel: mse = 0.01
+    assert metrics.psnr(pred, gt, mask) == pytest.approx(20.0)
+    assert metrics.psnr(pred, gt, np.zeros((2, 2), bool)) is None
+    assert metrics.psnr(gt, gt) == math.inf
+
+
+def test_ssim_of_identical_and_of_shifted_images():
+    rng = np.random.default_rng(0)
+    img = rng.uniform(size=(32, 32, 3))
+    assert metrics.ssim(img, img) == pytest.approx(1.0, abs=1e-6)
+    assert metrics.ssim(img, np.clip(img + 0.5, 0, 1)) < 0.9
+    # a constant offset c on constant images: luminance term (2ab + C1) / (a^2 + b^2 + C1)
+    a, b, c1 = 0.2, 0.6, 0.01 ** 2
+    flat = metrics.ssim(np.full((32, 32, 3), a), np.full((32, 32, 3), b))
+    assert flat == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), rel=1e-4)
+
+
+def test_depth_errors_ignore_invalid_pixels():
+    gt = np.array([[10.0, 20.0], [0.0, 5.0]])
+    pred = np.array([[11.0, 18.0], [3.0, 5.0]])
+    out = metrics.depth_errors(pred, gt)
+    assert out["depth_absrel"] == pytest.approx((0.1 + 0.1 + 0.0) / 3)
+    assert out["depth_rmse"] == pytest.approx(math.sqrt((1 + 4 + 0) / 3))
+    assert out["depth_pixels"] == 3
+
+
+def test_flow_errors_by_definition():
+    gt = np.array([[1.0, 0, 0], [0, 0, 0], [0, 2.0, 0], [0, 0, 0.5]])
+    pred = np.array([[1.04, 0, 0], [0.02, 0, 0], [0, 2.15, 0], [0, 0, 0.9]])
+    out = metrics.flow_errors(pred, gt)
+    err = np.array([0.04, 0.02, 0.15, 0.4])
+    rel = np.array([0.04, np.inf, 0.075, 0.8])
+    assert out["flow_epe3d"] == pytest.approx(err.mean())
+    assert out["flow_acc5"] == pytest.approx(2 / 4)  # 0.04 m; 0.02 m (static point, absolute test)
+    assert out["flow_acc10"] == pytest.approx(3 / 4)  # + 0.15 m at 7.5 %
+    assert out["flow_outliers"] == pytest.approx(2 / 4)  # static point with error (rel inf) and 0.4 m
+    assert (rel > 0.1).sum() == 2
+
+
+def test_segmentation_scores_by_hand():
+    gt = np.array([0, 0, 1, 1, 2, 2])
+    pred = np.array([0, 1, 1, 1, 2, 0])
+    conf = metrics.confusion(pred, gt, 4)
+    out = metrics.segmentation_scores(conf, ["a", "b", "c", "d"])
+    # IoU a: 1/(2+2-1)=1/3; b: 2/(2+3-2)=2/3; c: 1/(2+1-1)=1/2; d absent
+    assert out["miou"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
+    assert out["semantic_accuracy"] == pytest.approx(4 / 6)
+    assert out["iou"]["d"] is None
