@@ -71,7 +71,7 @@ if [ "$(cat "$venv_stamp" 2>/dev/null)" != "$venv_want" ]; then
     # them; point them at this venv's Python and numpy so rosidl can build against them.
     py_include="$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
     np_include="$("$py" -c 'import numpy; print(numpy.get_include())')"
-    grep -rlZ --include='*.cmake' '/opt/python/cp3' "$venv/share" 2>/dev/null \
+    { grep -rlZ --include='*.cmake' '/opt/python/cp3' "$venv/share" 2>/dev/null || true; } \
       | xargs -0 -r sed -i -E \
           -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$np_include#g" \
           -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$py_include#g"
@@ -131,6 +131,8 @@ export PYTHONPATH='$site_dir'\${PYTHONPATH:+:\$PYTHONPATH}
 export PATH='$venv/bin':\$PATH
 # Fast DDS: shared memory + TCP for large messages (images, point clouds); UDP alone drops them.
 export FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA
+# ... and a shared-memory segment large enough for bursts of images from several cameras.
+export FASTDDS_DEFAULT_PROFILES_FILE=\${FASTDDS_DEFAULT_PROFILES_FILE:-'$root/config/fastdds_large_data.xml'}
 export ROS_AUTOMATIC_DISCOVERY_RANGE=\${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 if [ "$(cat "$env_file" 2>/dev/null)" != "$env_text" ]; then
   printf '%s\n' "$env_text" >"$env_file"

@@ -38,10 +38,38 @@ class ReplayStats:
     loops: int = 0
 
 
+def _wait_for_matches(node, publishers: dict, minimum: float, maximum: float, log) -> None:
+    """Wait until every subscriber seen in the graph is matched to our publishers, and stays so.
+
+    Endpoint discovery can take seconds per publisher-subscriber pair; messages published before
+    a pair is matched are lost to that subscriber. Waits at least ``minimum`` and at most
+    ``maximum`` seconds; the graph must be steady for half a second.
+    """
+    import rclpy
+
+    started = time.monotonic()
+    steady_since, last = None, None
+    while True:
+        rclpy.spin_once(node, timeout_sec=0.05)
+        state = tuple((t, node.count_subscribers(t), p.get_subscription_count()) for t, p in publishers.items())
+        now = time.monotonic()
+        if state != last:
+            steady_since, last = now, state
+        matched = all(seen <= ours for _, seen, ours in state)
+        if now - started >= minimum and matched and now - steady_since >= 0.5:
+            return
+        if now - started >= maximum:
+            missing = [t for t, seen, ours in state if ours < seen]
+            log(f"starting with unmatched subscribers on {missing} after {maximum:.0f} s")
+            return
+
+
 def replay(path: str | Path, rate: float = 1.0, include: list[str] | None = None, exclude_prefixes=("/gt/",),
-           clock: bool = True, start_delay: float = 1.0, loops: int = 1, node=None, log=print) -> ReplayStats:
+           clock: bool = True, start_delay: float = 1.0, loops: int = 1, node=None, log=print,
+           max_wait: float = 15.0) -> ReplayStats:
     """Publish the bag's messages; returns counts and timing. ``node``: an rclpy Node to publish from."""
     import rclpy
+    from rclpy.duration import Duration
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from rosgraph_msgs.msg import Clock
     from builtin_interfaces.msg import Time
@@ -71,7 +99,7 @@ def replay(path: str | Path, rate: float = 1.0, include: list[str] | None = None
                 publishers[c.topic] = node.create_publisher(message_class(c.msgtype), c.topic, qos)
             clock_pub = node.create_publisher(Clock, "/clock", 100) if clock else None
             log(f"replaying {path}: {len(publishers)} topics at rate {rate}")
-            time.sleep(start_delay)  # let subscribers discover the publishers
+            _wait_for_matches(node, publishers, start_delay, max_wait, log)
             started = time.monotonic()
             for loop in range(loops):
                 wall0 = time.monotonic()
@@ -94,6 +122,9 @@ def replay(path: str | Path, rate: float = 1.0, include: list[str] | None = None
                         stats.bag_s = max(stats.bag_s, (timestamp - bag0) / 1e9)
                 stats.loops = loop + 1
             stats.wall_s = time.monotonic() - started
+            # Reliable messages still in flight die with this process: wait until they are acknowledged.
+            for pub in publishers.values():
+                pub.wait_for_all_acked(Duration(seconds=10))
         finally:
             reader.close()
     finally:
@@ -111,7 +142,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--with-ground-truth", action="store_true", help="also publish /gt/* topics")
     parser.add_argument("--no-clock", action="store_true", help="do not publish /clock")
     parser.add_argument("--loops", type=int, default=1, help="play the bag this many times (time jumps back)")
-    parser.add_argument("--delay", type=float, default=1.0, help="seconds to wait before playing (discovery)")
+    parser.add_argument("--delay", type=float, default=1.0,
+                        help="seconds to wait at least before playing; then also until every subscriber is matched")
 
 
 def run(args: argparse.Namespace) -> int:

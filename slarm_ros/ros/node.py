@@ -1,0 +1,357 @@
+"""slarm_node: synchronised camera images + TF in; points, scene flow and semantic occupancy out.
+
+Callbacks only enqueue. Images and CameraInfo of all cameras are matched by approximate time;
+a matched timestep waits in a bounded queue (the oldest is dropped, and counted, when the engine
+is slower than the input); one worker thread converts it, looks the camera poses up in TF at the
+image stamp, runs the streaming engine and publishes. Bad input is skipped with a throttled
+warning and counted in /diagnostics; nothing a message or a request contains stops the node.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from collections import Counter, deque
+
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import OccupancyGrid
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from slarm_msgs.msg import SemanticOccupancy
+from slarm_msgs.srv import SetQueries
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
+
+from ..bag import images
+from ..bag.messages import intrinsics
+from ..frames import CameraFrame, FrameError, FrameSet
+from ..model.checkpoint import CheckpointError
+from ..semantics.occupancy import GridSpec, QueryOccupancy, query_occupancy
+from ..semantics.scores import query_scores
+from ..semantics.text_encoder import QueryError, default_text_encoder, validate_query
+from ..stream import Reconstructor, point_products
+from ..sync import ApproximateSync
+from ..tf_buffer import TransformError
+from . import conversions
+from .params import NodeParams, declare
+from .qos import qos_from_name
+from .transforms import TransformSource
+
+MAX_QUERIES = 16
+OUTPUTS = {  # topic (relative to the node) -> type: what the node publishes, for RViz and tests
+    "~/points": PointCloud2,
+    "~/scene_flow": MarkerArray,
+    "~/semantic_occupancy": SemanticOccupancy,
+    "~/semantic_occupancy_grid": OccupancyGrid,
+}
+
+
+class StartupError(RuntimeError):
+    """The node cannot start; the message says what to do."""
+
+
+def stamp_seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+class SlarmNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("slarm_node", **kwargs)
+        try:
+            self.params: NodeParams = declare(self)
+        except ValueError as e:
+            raise StartupError(f"invalid parameters: {e}") from e
+        p = self.params
+        try:
+            self.engine = Reconstructor.from_checkpoint(p.checkpoint or None, device=p.device, window=p.window or None)
+        except (CheckpointError, RuntimeError, ValueError) as e:
+            raise StartupError(f"cannot load the model: {e}. Set the 'checkpoint' parameter to a slarm_ros "
+                               ".safetensors file, or leave it empty for the model shipped with the package.") from e
+        if self.engine.cfg.num_cameras != len(p.cameras):
+            raise StartupError(f"the model takes {self.engine.cfg.num_cameras} cameras, the 'cameras' parameter "
+                               f"names {len(p.cameras)}: {p.cameras}")
+        self.text = default_text_encoder()
+        self.lock = threading.Lock()
+        self.queries: list[str] = []
+        self.query_text = torch.zeros(0, self.text.dim)
+        self.threshold = p.score_threshold
+        self.last_occupancy: dict[str, QueryOccupancy] = {}
+        try:
+            self._set_queries([q for q in p.queries if q.strip()], p.score_threshold)
+        except QueryError as e:
+            raise StartupError(f"invalid 'queries' parameter: {e}") from e
+
+        self.tf = TransformSource(self)
+        self.sync = ApproximateSync(tuple(p.cameras), slop=p.sync_slop, queue_size=10)
+        self.camera_info: dict[str, CameraInfo] = {}
+        self.pending: deque = deque()
+        self.wake = threading.Condition(self.lock)
+        self.stats = Counter()
+        self.latency_ms: deque = deque(maxlen=200)
+        self.network_ms: deque = deque(maxlen=200)
+        self.done_times: deque = deque(maxlen=50)
+        self.last_stamp: float | None = None
+        self.reset_requested = False
+        self.running = True
+
+        in_qos, out_qos = qos_from_name(p.input_qos), qos_from_name(p.output_qos)
+        for cam in p.cameras:
+            self.create_subscription(Image, p.image_topic.format(camera=cam),
+                                     lambda msg, cam=cam: self._on_image(cam, msg), in_qos)
+            self.create_subscription(CameraInfo, p.camera_info_topic.format(camera=cam),
+                                     lambda msg, cam=cam: self.camera_info.__setitem__(cam, msg), in_qos)
+        self.pubs = {topic: self.create_publisher(kind, topic, out_qos) for topic, kind in OUTPUTS.items()}
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_service(SetQueries, "~/query", self._on_query)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.worker = threading.Thread(target=self._work, name="slarm_engine", daemon=True)
+        self.worker.start()
+        self.get_logger().info(
+            f"ready: {len(p.cameras)} cameras {p.cameras}, model {self.engine.cfg.name} on {self.engine.device}, "
+            f"window {self.engine.window}, TF from {self.tf.backend}, queries {self.queries}")
+
+    # --- input: callbacks only enqueue --------------------------------------------------------
+    def _on_image(self, camera: str, msg: Image) -> None:
+        info = self.camera_info.get(camera)
+        if info is None:
+            self.stats["skipped_no_camera_info"] += 1
+            self.get_logger().warn(f"{camera}: image without camera_info yet; skipped", throttle_duration_sec=5.0)
+            return
+        for stamp, matched in self.sync.add(camera, stamp_seconds(msg.header.stamp), (msg, info)):
+            with self.lock:
+                self.stats["frames_in"] += 1
+                if len(self.pending) >= self.params.input_queue:
+                    self.pending.popleft()
+                    self.stats["drops"] += 1
+                self.pending.append((stamp, matched, time.perf_counter()))
+                self.wake.notify()
+
+    # --- the worker ------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self.lock:
+                while self.running and not self.pending and not self.reset_requested:
+                    self.wake.wait(timeout=0.5)
+                if not self.running:
+                    return
+                if self.reset_requested:
+                    self.engine.reset()
+                    self.last_stamp = None
+                    self.reset_requested = False
+                if not self.pending:
+                    continue
+                stamp, matched, received = self.pending.popleft()
+            try:
+                self._process(stamp, matched, received)
+            except Exception as e:  # never let one timestep take the node down
+                self.stats["errors"] += 1
+                self.get_logger().error(f"timestep at {stamp:.3f} s failed: {type(e).__name__}: {e}",
+                                        throttle_duration_sec=5.0)
+
+    def _skip(self, reason: str, message: str) -> None:
+        self.stats[f"skipped_{reason}"] += 1
+        self.get_logger().warn(message, throttle_duration_sec=5.0)
+
+    def _frame_set(self, stamp: float, matched: dict) -> FrameSet | None:
+        p = self.params
+        cams = []
+        for cam in p.cameras:
+            msg, info = matched[cam]
+            try:
+                image = images.to_rgb(msg)
+            except images.ImageError as e:
+                self._skip("bad_image", f"{cam}: {e}; timestep skipped")
+                return None
+            if (info.width, info.height) != (msg.width, msg.height):
+                self._skip("size_mismatch", f"{cam}: image is {msg.width}x{msg.height} but its camera_info says "
+                                            f"{info.width}x{info.height}; timestep skipped")
+                return None
+            cam_stamp = stamp_seconds(msg.header.stamp)
+            try:
+                pose = self.tf.lookup(p.world_frame, msg.header.frame_id, cam_stamp, timeout=p.tf_timeout)
+            except TransformError as e:
+                self._skip("tf", f"{cam}: no transform {p.world_frame} <- '{msg.header.frame_id}' at "
+                                 f"{cam_stamp:.3f} s ({e}); timestep skipped")
+                return None
+            cams.append(CameraFrame(cam, image, intrinsics(info), pose, cam_stamp))
+        return FrameSet(stamp, tuple(cams))
+
+    def _process(self, stamp: float, matched: dict, received: float) -> None:
+        p = self.params
+        if self.last_stamp is not None and stamp <= self.last_stamp:
+            self.get_logger().warn(f"time went back from {self.last_stamp:.3f} s to {stamp:.3f} s (a bag loop?): "
+                                   "starting a new sequence")
+            self.stats["time_jumps"] += 1
+            self.engine.reset()
+            if self.tf.backend == "built-in":
+                self.tf.clear()
+            self.last_stamp = None
+            return  # poses of this timestep may still come from the old loop's transforms
+        frame_set = self._frame_set(stamp, matched)
+        if frame_set is None:
+            return
+        try:
+            result = self.engine.step(frame_set)
+        except FrameError as e:
+            self._skip("bad_input", f"timestep at {stamp:.3f} s rejected: {e}")
+            return
+        self.last_stamp = stamp
+        points = point_products(result, p.min_opacity)
+        with self.lock:
+            queries, text, threshold = list(self.queries), self.query_text, self.threshold
+        label = np.full(points.num, -1, np.int32)
+        score = np.zeros(points.num, np.float32)
+        occupancies = []
+        if queries and points.num:
+            with torch.inference_mode():
+                scores = query_scores(torch.from_numpy(points.features).to(self.engine.device),
+                                      self.engine.model.semantic_projection, text).cpu().numpy()
+            best = scores.argmax(axis=1)
+            score = scores[np.arange(points.num), best]
+            label = np.where(score >= threshold, best, -1).astype(np.int32)
+            centre = frame_set.cameras[0].cam_to_world[:3, 3]
+            grid = GridSpec.around(centre, p.occupancy_half_extent, centre[2] + p.occupancy_z_min,
+                                   centre[2] + p.occupancy_z_max, p.voxel_size)
+            occupancies = [query_occupancy(q, points.xyz, scores[:, i], grid, threshold) for i, q in enumerate(queries)]
+
+        newest = max((m[0] for m in matched.values()), key=lambda m: stamp_seconds(m.header.stamp))
+        header = Header(stamp=newest.header.stamp, frame_id=p.world_frame)
+        self.pubs["~/points"].publish(conversions.point_cloud(header, points.xyz, points.rgb, label, score,
+                                                              points.velocity))
+        self.pubs["~/scene_flow"].publish(conversions.flow_markers(header, points.xyz, points.velocity, p.flow_stride,
+                                                                   p.flow_min_speed, p.flow_arrow_seconds))
+        for occ in occupancies:
+            self.pubs["~/semantic_occupancy"].publish(conversions.semantic_occupancy(header, occ))
+        if occupancies:
+            self.pubs["~/semantic_occupancy_grid"].publish(conversions.occupancy_grid(header, _union(occupancies)))
+        with self.lock:
+            self.last_occupancy = {o.query: o for o in occupancies}
+            self.stats["frames_out"] += 1
+            self.latency_ms.append((time.perf_counter() - received) * 1000)
+            self.network_ms.append(result.latency_s * 1000)
+            self.done_times.append(time.monotonic())
+
+    # --- services --------------------------------------------------------------------------------
+    def _set_queries(self, raw: list, threshold: float) -> None:
+        if len(raw) > MAX_QUERIES:
+            raise QueryError(f"{len(raw)} queries; at most {MAX_QUERIES}")
+        cleaned = list(dict.fromkeys(validate_query(q) for q in raw))
+        if not math.isfinite(threshold) or not -1.0 <= threshold <= 1.0:
+            raise QueryError(f"threshold {threshold} is not a cosine similarity in [-1, 1]")
+        text = self.text.encode(cleaned) if cleaned else torch.zeros(0, self.text.dim)
+        with self.lock:
+            self.queries, self.query_text, self.threshold = cleaned, text.to(self.engine.device), threshold
+            self.last_occupancy = {k: v for k, v in self.last_occupancy.items() if k in cleaned}
+
+    def _on_query(self, request: SetQueries.Request, response: SetQueries.Response) -> SetQueries.Response:
+        try:
+            if request.clear:
+                self._set_queries([], self.threshold)
+            else:
+                if not request.queries:
+                    raise QueryError("no queries given; send clear=true to remove all queries")
+                threshold = self.params.score_threshold if math.isnan(request.threshold) else float(request.threshold)
+                self._set_queries(list(request.queries), threshold)
+            with self.lock:
+                queries, threshold, last = list(self.queries), self.threshold, dict(self.last_occupancy)
+            response.success = True
+            response.message = (f"{len(queries)} active queries (threshold {threshold:.2f}): " + ", ".join(queries)
+                                if queries else "no active queries")
+            response.stats = [conversions.query_stats(last.get(q), q) for q in queries]
+        except QueryError as e:
+            self.stats["rejected_queries"] += 1
+            response.success, response.message = False, f"rejected: {e}; active queries unchanged"
+        except Exception as e:  # an unexpected failure must not take the service down
+            self.stats["errors"] += 1
+            self.get_logger().error(f"query request failed: {type(e).__name__}: {e}")
+            response.success, response.message = False, f"internal error: {type(e).__name__}: {e}"
+        return response
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self.lock:
+            self.reset_requested = True
+            self.pending.clear()
+            self.wake.notify()
+        self.sync.reset()
+        response.success, response.message = True, "window cleared; the next timestep starts a new sequence"
+        return response
+
+    # --- diagnostics -------------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        with self.lock:
+            stats = dict(self.stats)
+            lat = np.array(self.latency_ms) if self.latency_ms else np.array([np.nan])
+            net = np.array(self.network_ms) if self.network_ms else np.array([np.nan])
+            times = list(self.done_times)
+            queries = list(self.queries)
+        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        values = {
+            "frames_in": stats.get("frames_in", 0), "frames_out": stats.get("frames_out", 0),
+            "drops": stats.get("drops", 0) + self.sync.dropped,
+            "latency_p50_ms": float(np.nanmedian(lat)), "latency_p95_ms": float(np.nanpercentile(lat, 95)),
+            "network_p50_ms": float(np.nanmedian(net)), "rate_hz": rate,
+            "window_fill": self.engine.window_fill, "window": self.engine.window or 0,
+            "device": str(self.engine.device), "tf_backend": self.tf.backend, "queries": ", ".join(queries),
+        }
+        values.update({k: v for k, v in stats.items() if k.startswith(("skipped_", "rejected_", "errors", "time_"))})
+        problems = [k for k in values if k.startswith(("skipped_", "errors")) and values[k]]
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.WARN if problems or stats.get("drops") else DiagnosticStatus.OK,
+            name=f"{self.get_name()}: engine", hardware_id=str(self.engine.device),
+            message=("skipping input: " + ", ".join(problems)) if problems else "running",
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        self.diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                                     status=[status]))
+
+    def shutdown(self) -> None:
+        with self.lock:
+            self.running = False
+            self.wake.notify()
+        self.worker.join(timeout=5.0)
+
+
+def _union(occupancies: list[QueryOccupancy]) -> QueryOccupancy:
+    """One grid with the voxels of every query (best score), for the bird's-eye OccupancyGrid."""
+    first = occupancies[0]
+    indices = np.concatenate([o.indices for o in occupancies])
+    scores = np.concatenate([o.scores for o in occupancies])
+    counts = np.concatenate([o.counts for o in occupancies])
+    order = np.lexsort((-scores, indices))
+    indices, scores, counts = indices[order], scores[order], counts[order]
+    keep = np.ones(len(indices), bool)
+    keep[1:] = indices[1:] != indices[:-1]
+    return QueryOccupancy(query=" | ".join(o.query for o in occupancies), threshold=first.threshold, grid=first.grid,
+                          indices=indices[keep], scores=scores[keep], counts=counts[keep],
+                          matched_points=sum(o.matched_points for o in occupancies),
+                          max_score=max(o.max_score for o in occupancies),
+                          mean_score=float(np.mean([o.mean_score for o in occupancies])))
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy.init(args=argv)
+    try:
+        node = SlarmNode()
+    except StartupError as e:
+        print(f"slarm_node: {e}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
