@@ -2,6 +2,7 @@
 
   slarm world make --out DIR [--seconds 20 --hz 10 --cameras 3 --seed N]   synthetic drive -> bag
   slarm replay BAG [--rate R]                                            bag -> live topics + /clock
+  slarm record --out DIR --topics T [T ...]                               live topics -> bag
   slarm eval --bag BAG [--checkpoint C] [--window W] [--offline]          metrics, report, figures
   slarm export --bag BAG --out F.ply [--stamp S]                         4D Gaussians of a window
   slarm bench engine [--out DIR]                                          latency / memory vs T
@@ -17,13 +18,10 @@ from pathlib import Path
 
 
 def _demo(args: argparse.Namespace) -> int:
-    print(
-        "slarm demo: not available yet. It will make a synthetic driving bag, start slarm_node "
-        "and a bag replay with /clock, set the query 'car', record the node's outputs and "
-        "summarise them under out/demo/.",
-        file=sys.stderr,
-    )
-    return 2
+    from .ros.demo import run_demo
+
+    summary = run_demo(args.out, args.bag, seconds=args.seconds, queries=tuple(args.query), rate=args.rate)
+    return 0 if summary["frames_out"] > 0 else 1
 
 
 def _world_make(args: argparse.Namespace) -> int:
@@ -42,6 +40,12 @@ def _replay(args: argparse.Namespace) -> int:
     from .bag import replay
 
     return replay.run(args)
+
+
+def _record(args: argparse.Namespace) -> int:
+    from .bag import record
+
+    return record.run(args)
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -94,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run the node on a synthetic drive and summarise it")
+    demo.add_argument("--out", default="out/demo")
+    demo.add_argument("--bag", default="out/bags/demo", help="made if missing")
+    demo.add_argument("--seconds", type=float, default=10.0, help="length of the drive made if the bag is missing")
+    demo.add_argument("--query", nargs="+", default=["car"])
+    demo.add_argument("--rate", type=float, default=1.0)
     demo.set_defaults(func=_demo)
 
     world = commands.add_parser("world", help="the synthetic driving world")
@@ -112,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     play = commands.add_parser("replay", help="publish a bag on live topics with /clock")
     replay.add_arguments(play)
     play.set_defaults(func=_replay)
+
+    rec = commands.add_parser("record", help="record live topics into a bag")
+    from .bag import record
+
+    record.add_arguments(rec)
+    rec.set_defaults(func=_record)
 
     ev = commands.add_parser("eval", help="evaluate the engine on a bag with ground truth")
     ev.add_argument("--bag", required=True)

@@ -16,7 +16,7 @@ def test_replay_delivers_every_message_and_the_clock(ros_processes, tiny_world_b
     specs = [f"{t}={ty}={counts[t]}" for t, ty in watched.items()] + ["/clock=rosgraph_msgs/msg/Clock=6"]
     counter = ros_processes.start("topic_counter.py", "40", *specs)
     player = ros_processes.start_module("slarm_ros.cli", "replay", str(tiny_world_bag), "--rate", "2",
-                                        "--delay", "2.0")
+                                        "--delay", "0.5", *[a for t in watched for a in ("--wait-topic", t)])
     out, err = counter.communicate(timeout=90)
     assert counter.returncode == 0, err
     result = __import__("json").loads(out.strip().splitlines()[-1])

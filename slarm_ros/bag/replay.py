@@ -38,12 +38,14 @@ class ReplayStats:
     loops: int = 0
 
 
-def _wait_for_matches(node, publishers: dict, minimum: float, maximum: float, log) -> None:
+def _wait_for_matches(node, publishers: dict, minimum: float, maximum: float, log,
+                      required: tuple[str, ...] = ()) -> None:
     """Wait until every subscriber seen in the graph is matched to our publishers, and stays so.
 
     Endpoint discovery can take seconds per publisher-subscriber pair; messages published before
     a pair is matched are lost to that subscriber. Waits at least ``minimum`` and at most
-    ``maximum`` seconds; the graph must be steady for half a second.
+    ``maximum`` seconds; the graph must be steady for half a second. Topics in ``required`` must
+    have at least one matched subscriber.
     """
     import rclpy
 
@@ -55,18 +57,19 @@ def _wait_for_matches(node, publishers: dict, minimum: float, maximum: float, lo
         now = time.monotonic()
         if state != last:
             steady_since, last = now, state
-        matched = all(seen <= ours for _, seen, ours in state)
+        matched = all(seen <= ours for _, seen, ours in state) and all(
+            publishers[t].get_subscription_count() > 0 for t in required if t in publishers)
         if now - started >= minimum and matched and now - steady_since >= 0.5:
             return
         if now - started >= maximum:
-            missing = [t for t, seen, ours in state if ours < seen]
+            missing = [t for t, seen, ours in state if ours < seen or (t in required and ours == 0)]
             log(f"starting with unmatched subscribers on {missing} after {maximum:.0f} s")
             return
 
 
 def replay(path: str | Path, rate: float = 1.0, include: list[str] | None = None, exclude_prefixes=("/gt/",),
-           clock: bool = True, start_delay: float = 1.0, loops: int = 1, node=None, log=print,
-           max_wait: float = 15.0) -> ReplayStats:
+           clock: bool = True, start_delay: float = 3.0, loops: int = 1, node=None, log=print,
+           max_wait: float = 15.0, wait_topics: tuple[str, ...] = ()) -> ReplayStats:
     """Publish the bag's messages; returns counts and timing. ``node``: an rclpy Node to publish from."""
     import rclpy
     from rclpy.duration import Duration
@@ -99,7 +102,7 @@ def replay(path: str | Path, rate: float = 1.0, include: list[str] | None = None
                 publishers[c.topic] = node.create_publisher(message_class(c.msgtype), c.topic, qos)
             clock_pub = node.create_publisher(Clock, "/clock", 100) if clock else None
             log(f"replaying {path}: {len(publishers)} topics at rate {rate}")
-            _wait_for_matches(node, publishers, start_delay, max_wait, log)
+            _wait_for_matches(node, publishers, start_delay, max_wait, log, tuple(wait_topics))
             started = time.monotonic()
             for loop in range(loops):
                 wall0 = time.monotonic()
@@ -142,13 +145,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--with-ground-truth", action="store_true", help="also publish /gt/* topics")
     parser.add_argument("--no-clock", action="store_true", help="do not publish /clock")
     parser.add_argument("--loops", type=int, default=1, help="play the bag this many times (time jumps back)")
-    parser.add_argument("--delay", type=float, default=1.0,
-                        help="seconds to wait at least before playing; then also until every subscriber is matched")
+    parser.add_argument("--delay", type=float, default=3.0,
+                        help="seconds to wait at least before playing (discovery); then also until every "
+                             "subscriber seen is matched")
+    parser.add_argument("--wait-topic", action="append", default=[],
+                        help="do not start before this topic has a subscriber (repeatable; at most 15 s)")
 
 
 def run(args: argparse.Namespace) -> int:
     replay(args.bag, rate=args.rate, include=args.topics, exclude_prefixes=() if args.with_ground_truth else ("/gt/",),
-           clock=not args.no_clock, start_delay=args.delay, loops=args.loops)
+           clock=not args.no_clock, start_delay=args.delay, loops=args.loops, wait_topics=tuple(args.wait_topic))
     return 0
 
 

@@ -38,10 +38,13 @@ class BagWriter:
 
     def write(self, topic: str, stamp: float, msg, latched: bool = False) -> None:
         """Serialize ``msg`` (a rosbags message) and record it at ``stamp`` seconds."""
-        typename = msg.__msgtype__
+        self.write_raw(topic, msg.__msgtype__, stamp, TYPESTORE.serialize_cdr(msg, msg.__msgtype__), latched)
+
+    def write_raw(self, topic: str, typename: str, stamp: float, data: bytes, latched: bool = False) -> None:
+        """Record already-serialized CDR bytes of type ``typename`` at ``stamp`` seconds."""
         conn = self.connections.get(topic)
         if conn is None:
             conn = self.writer.add_connection(topic, typename, typestore=TYPESTORE,
                                               offered_qos_profiles=[LATCHED] if latched else ())
             self.connections[topic] = conn
-        self.writer.write(conn, int(round(stamp * 1e9)), TYPESTORE.serialize_cdr(msg, typename))
+        self.writer.write(conn, int(round(stamp * 1e9)), data)
