@@ -57,8 +57,8 @@ class RosProcesses(ProcessSet):
         """Start ``python -m module args...`` (e.g. slarm_ros.cli replay ...)."""
         return self.python("-m", module, *map(str, args))
 
-    def run_json(self, program: str, *args: str, timeout: float = 60.0) -> dict:
-        """Run a program to completion and parse the JSON object it prints last."""
+    def run_json(self, program: str, *args: str, timeout: float = 60.0):
+        """Run a program to completion and parse the JSON value it prints last."""
         proc = self.start(program, *args)
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -67,7 +67,7 @@ class RosProcesses(ProcessSet):
             out, err = proc.communicate()
             raise AssertionError(f"{program} timed out after {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
         assert proc.returncode == 0, f"{program} exited {proc.returncode}\nstdout:\n{out}\nstderr:\n{err}"
-        lines = [line for line in out.splitlines() if line.startswith("{")]
+        lines = [line for line in out.splitlines() if line.startswith(("{", "["))]
         assert lines, f"{program} printed no JSON\nstdout:\n{out}\nstderr:\n{err}"
         return json.loads(lines[-1])
 

@@ -122,7 +122,7 @@ class SlarmNode(Node):
         info = self.camera_info.get(camera)
         if info is None:
             self.stats["skipped_no_camera_info"] += 1
-            self.get_logger().warn(f"{camera}: image without camera_info yet; skipped", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"{camera}: image without camera_info yet; skipped", throttle_duration_sec=5.0)
             return
         for stamp, matched in self.sync.add(camera, stamp_seconds(msg.header.stamp), (msg, info)):
             with self.lock:
@@ -157,7 +157,7 @@ class SlarmNode(Node):
 
     def _skip(self, reason: str, message: str) -> None:
         self.stats[f"skipped_{reason}"] += 1
-        self.get_logger().warn(message, throttle_duration_sec=5.0)
+        self.get_logger().warning(message, throttle_duration_sec=5.0)
 
     def _frame_set(self, stamp: float, matched: dict) -> FrameSet | None:
         p = self.params
@@ -186,7 +186,7 @@ class SlarmNode(Node):
     def _process(self, stamp: float, matched: dict, received: float) -> None:
         p = self.params
         if self.last_stamp is not None and stamp <= self.last_stamp:
-            self.get_logger().warn(f"time went back from {self.last_stamp:.3f} s to {stamp:.3f} s (a bag loop?): "
+            self.get_logger().warning(f"time went back from {self.last_stamp:.3f} s to {stamp:.3f} s (a bag loop?): "
                                    "starting a new sequence")
             self.stats["time_jumps"] += 1
             self.engine.reset()
@@ -299,9 +299,10 @@ class SlarmNode(Node):
             "network_p50_ms": float(np.nanmedian(net)), "rate_hz": rate,
             "window_fill": self.engine.window_fill, "window": self.engine.window or 0,
             "device": str(self.engine.device), "tf_backend": self.tf.backend, "queries": ", ".join(queries),
+            "tf_rejected": self.tf.rejected,
         }
         values.update({k: v for k, v in stats.items() if k.startswith(("skipped_", "rejected_", "errors", "time_"))})
-        problems = [k for k in values if k.startswith(("skipped_", "errors")) and values[k]]
+        problems = [k for k in values if k.startswith(("skipped_", "errors", "tf_rejected")) and values[k]]
         status = DiagnosticStatus(
             level=DiagnosticStatus.WARN if problems or stats.get("drops") else DiagnosticStatus.OK,
             name=f"{self.get_name()}: engine", hardware_id=str(self.engine.device),

@@ -55,7 +55,7 @@ class TransformSource:
                                            transform_matrix(ts), static=static)
             except ValueError as e:
                 self.rejected += 1
-                self.node.get_logger().warn(f"rejected transform: {e}", throttle_duration_sec=5.0)
+                self.node.get_logger().warning(f"rejected transform: {e}", throttle_duration_sec=5.0)
 
     def lookup(self, target: str, source: str, stamp: float, timeout: float = 0.0) -> np.ndarray:
         """Wait up to ``timeout`` seconds for the transform (TF can arrive after the images it poses)."""
