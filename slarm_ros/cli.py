@@ -6,6 +6,7 @@
   slarm eval --bag BAG [--checkpoint C] [--window W] [--offline]          metrics, report, figures
   slarm export --bag BAG --out F.ply [--stamp S]                         4D Gaussians of a window
   slarm bench engine [--out DIR]                                          latency / memory vs T
+  slarm bench node [--out DIR]                                            node end-to-end latency
   slarm demo                                                              the node on a synthetic drive
 """
 from __future__ import annotations
@@ -82,6 +83,13 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_node(args: argparse.Namespace) -> int:
+    from .eval import bench_node
+
+    bench_node.run(args)
+    return 0
+
+
 def _bench_engine(args: argparse.Namespace) -> int:
     from .eval import bench_engine
 
@@ -151,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     engine = targets.add_parser("engine", help="per-timestep latency and memory, streaming vs offline")
     bench_engine.add_arguments(engine)
     engine.set_defaults(func=_bench_engine)
+    from .eval import bench_node
+
+    node = targets.add_parser("node", help="end-to-end latency of slarm_node at 10 Hz x 3 cameras")
+    bench_node.add_arguments(node)
+    node.set_defaults(func=_bench_node)
     return parser
 
 

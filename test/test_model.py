@@ -57,3 +57,14 @@ def test_shipped_configs_build_and_have_the_documented_sizes():
     assert (base.dim, base.depth, base.patch_size) == (768, 12, 8)
     assert tiny.num_cameras == 3 and tiny.motion_degree == 3
     assert sum(p.numel() for p in SlarmNet(tiny).parameters()) < 5_000_000
+
+
+def test_query_scores_in_feature_space_equal_the_projected_cosine():
+    from slarm_ros.semantics.scores import language_embeddings, query_scores
+
+    torch.manual_seed(1)
+    net = SlarmNet(CFG)
+    features = torch.randn(50, CFG.semantic_dim)
+    text = F.normalize(torch.randn(4, CFG.text_dim), dim=-1)
+    expected = language_embeddings(features, net.semantic_projection) @ text.T
+    torch.testing.assert_close(query_scores(features, net.semantic_projection, text), expected, rtol=1e-4, atol=1e-5)

@@ -27,9 +27,12 @@ def start_node(procs, *params):
     return procs.python(*args)
 
 
+CAMERA_TOPICS = [t for c in CAMERAS for t in (topics.image_topic(c), topics.info_topic(c))]
+
+
 def replay(procs, bag, *extra):
-    proc = procs.start_module("slarm_ros.cli", "replay", str(bag), "--delay", "0.5", "--wait-topic",
-                              "/cameras/front/image_raw", *extra)
+    waits = [a for t in CAMERA_TOPICS for a in ("--wait-topic", t)]
+    proc = procs.start_module("slarm_ros.cli", "replay", str(bag), "--delay", "0.5", *waits, *extra)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     return out
@@ -62,7 +65,7 @@ def node_run(tiny_world_bag, tmp_path_factory):
         time.sleep(3.0)
         procs.interrupt(recorder)
         recorder.wait(timeout=60)
-        diagnostics = procs.run_json("diagnostics_listener.py", "2.5")
+        diagnostics = procs.run_json("diagnostics_listener.py", "6")  # discovery alone takes ~3 s
         assert node.poll() is None, node.stderr.read()
     finally:
         procs.stop()
@@ -164,7 +167,7 @@ def _bad_bag(path: Path, world_bag: Path) -> Path:
                 cam = base[c]
                 frame = f"{c}_optical_frame"
                 h, w = cam.image.shape[:2]
-                if k >= 1:  # timestep 0 has no camera_info at all
+                if k >= 3:  # timesteps 0-2 have no camera_info at all
                     bag.write(topics.info_topic(c), stamp, messages.camera_info(stamp, frame, cam.K, w, h))
                 image, encoding = cam.image, "rgb8"
                 if k == 3 and c == "front":
@@ -198,7 +201,7 @@ def test_bad_input_and_hostile_requests_are_survived_and_counted(ros_processes, 
     node = start_node(ros_processes, "input_qos:=RELIABLE")
     answers = query(ros_processes, HOSTILE)
     replay(ros_processes, bag, "--loops", "2")  # the second loop takes time back
-    diag = ros_processes.run_json("diagnostics_listener.py", "3.0")
+    diag = ros_processes.run_json("diagnostics_listener.py", "6")
     assert node.poll() is None, node.stderr.read()
 
     rejected = answers[:8]

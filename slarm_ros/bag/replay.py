@@ -38,6 +38,22 @@ class ReplayStats:
     loops: int = 0
 
 
+def _restamped(raw, conn, now: float) -> bytes:
+    """The message with its header stamps set to ``now`` (static transforms keep theirs)."""
+    from builtin_interfaces.msg import Time
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    if conn.topic in LATCHED_TOPICS:
+        return bytes(raw)
+    msg = deserialize_message(bytes(raw), message_class(conn.msgtype))
+    stamp = Time(sec=int(now), nanosec=int((now % 1) * 1e9))
+    if hasattr(msg, "header"):
+        msg.header.stamp = stamp
+    for ts in getattr(msg, "transforms", []):
+        ts.header.stamp = stamp
+    return serialize_message(msg)
+
+
 def _wait_for_matches(node, publishers: dict, minimum: float, maximum: float, log,
                       required: tuple[str, ...] = ()) -> None:
     """Wait until every subscriber seen in the graph is matched to our publishers, and stays so.
@@ -69,8 +85,13 @@ def _wait_for_matches(node, publishers: dict, minimum: float, maximum: float, lo
 
 def replay(path: str | Path, rate: float = 1.0, include: list[str] | None = None, exclude_prefixes=("/gt/",),
            clock: bool = True, start_delay: float = 3.0, loops: int = 1, node=None, log=print,
-           max_wait: float = 15.0, wait_topics: tuple[str, ...] = ()) -> ReplayStats:
-    """Publish the bag's messages; returns counts and timing. ``node``: an rclpy Node to publish from."""
+           max_wait: float = 15.0, wait_topics: tuple[str, ...] = (), restamp: bool = False) -> ReplayStats:
+    """Publish the bag's messages; returns counts and timing. ``node``: an rclpy Node to publish from.
+
+    ``restamp``: behave like live drivers instead: header stamps (images, camera_info, /tf) become
+    the wall-clock time at which the timestep is published, so that end-to-end latency can be
+    measured; messages are then deserialized and serialized again, and no /clock is sent.
+    """
     import rclpy
     from rclpy.duration import Duration
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -100,12 +121,12 @@ def replay(path: str | Path, rate: float = 1.0, include: list[str] | None = None
                                  reliability=ReliabilityPolicy.RELIABLE,
                                  durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
                 publishers[c.topic] = node.create_publisher(message_class(c.msgtype), c.topic, qos)
-            clock_pub = node.create_publisher(Clock, "/clock", 100) if clock else None
+            clock_pub = node.create_publisher(Clock, "/clock", 100) if clock and not restamp else None
             log(f"replaying {path}: {len(publishers)} topics at rate {rate}")
             _wait_for_matches(node, publishers, start_delay, max_wait, log, tuple(wait_topics))
             started = time.monotonic()
             for loop in range(loops):
-                wall0 = time.monotonic()
+                wall0, epoch0 = time.monotonic(), time.time()
                 bag0 = None
                 last_clock = None
                 for conn, timestamp, raw in reader.messages(connections=conns):
@@ -114,6 +135,9 @@ def replay(path: str | Path, rate: float = 1.0, include: list[str] | None = None
                     delay = due - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
+                    if restamp:
+                        # one stamp per timestep, as a synchronised rig gives: its scheduled wall time
+                        raw = _restamped(raw, conn, epoch0 + (timestamp - bag0) / 1e9 / rate)
                     if clock_pub is not None and timestamp != last_clock:
                         clock_pub.publish(Clock(clock=Time(sec=timestamp // 1_000_000_000,
                                                            nanosec=timestamp % 1_000_000_000)))
@@ -148,13 +172,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delay", type=float, default=3.0,
                         help="seconds to wait at least before playing (discovery); then also until every "
                              "subscriber seen is matched")
+    parser.add_argument("--restamp", action="store_true",
+                        help="stamp messages with the wall-clock time of publishing (live-driver behaviour)")
     parser.add_argument("--wait-topic", action="append", default=[],
                         help="do not start before this topic has a subscriber (repeatable; at most 15 s)")
 
 
 def run(args: argparse.Namespace) -> int:
     replay(args.bag, rate=args.rate, include=args.topics, exclude_prefixes=() if args.with_ground_truth else ("/gt/",),
-           clock=not args.no_clock, start_delay=args.delay, loops=args.loops, wait_topics=tuple(args.wait_topic))
+           clock=not args.no_clock, start_delay=args.delay, loops=args.loops, wait_topics=tuple(args.wait_topic),
+           restamp=args.restamp)
     return 0
 
 

@@ -1,6 +1,8 @@
 """Engine products -> ROS messages: PointCloud2, MarkerArray, OccupancyGrid, SemanticOccupancy."""
 from __future__ import annotations
 
+import array
+
 import numpy as np
 from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
 from nav_msgs.msg import MapMetaData, OccupancyGrid
@@ -90,7 +92,9 @@ def occupancy_grid(header: Header, occ: QueryOccupancy) -> OccupancyGrid:
                                                   z=float(grid.origin[2])),
                                    orientation=Quaternion(w=1.0)))
     info.map_load_time = header.stamp
-    return OccupancyGrid(header=header, info=info, data=cells.reshape(-1).tolist())
+    grid_msg = OccupancyGrid(header=header, info=info)
+    grid_msg.data = array.array("b", cells.reshape(-1).tobytes())  # int8[]: an array, not a list of ints
+    return grid_msg
 
 
 def query_stats(occ: QueryOccupancy | None, query: str) -> QueryStats:

@@ -1,0 +1,84 @@
+"""``slarm bench node``: end-to-end latency of slarm_node under a live-like 10 Hz input.
+
+A replay publishes a synthetic drive with wall-clock stamps (as camera drivers do); slarm_node
+processes it; a probe in a third process measures, for every ~/points message, the arrival time
+minus the image stamp. The node's own diagnostics give the engine step time, from which the
+share of time spent outside it (conversion, synchronisation, TF, queueing, publishing,
+transport) follows: 1 - engine_step_p50 / e2e_p50.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..ros.demo import ROOT
+from ..ros.processes import ProcessSet
+
+
+def run(args: argparse.Namespace) -> dict:
+    from ..world.config import WorldConfig
+    from ..world.make import make_world_bag
+
+    out, bag = Path(args.out), Path(args.bag)
+    out.mkdir(parents=True, exist_ok=True)
+    if not bag.exists():
+        make_world_bag(WorldConfig(seed=7, seconds=args.seconds, hz=args.hz), bag)
+    procs = ProcessSet()
+    procs.env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    try:
+        node = procs.python("-m", "slarm_ros.ros.node", "--ros-args", "--params-file", ROOT / "config" / "driving.yaml",
+                            "-p", f"device:={args.device}", "-p", "tf_timeout:=0.2")
+        probe = procs.python("-m", "slarm_ros.eval.latency_probe", "/slarm_node", "5.0", "600")
+        replay = procs.python("-m", "slarm_ros.cli", "replay", bag, "--restamp", "--rate", "1", "--delay", "3",
+                              "--wait-topic", "/cameras/front/image_raw")
+        _, err = replay.communicate(timeout=900)
+        if replay.returncode != 0:
+            raise RuntimeError(f"replay failed: {err[-2000:]}")
+        probe_out, probe_err = probe.communicate(timeout=120)
+        if node.poll() is not None:
+            raise RuntimeError(f"slarm_node exited: {node.stderr.read()[-2000:]}")
+    finally:
+        procs.stop(grace=10.0)
+    result = json.loads(probe_out.strip().splitlines()[-1])
+    lat = np.array(result["latency_ms"])
+    diag = result["diagnostics"]
+    engine_ms = float(diag.get("network_p50_ms", "nan"))
+    report = {
+        "e2e_p50_ms": float(np.median(lat)), "e2e_p95_ms": float(np.percentile(lat, 95)),
+        "engine_step_p50_ms": engine_ms,
+        "node_processing_p50_ms": float(diag.get("latency_p50_ms", "nan")),
+        "outside_network_share": 1.0 - engine_ms / float(np.median(lat)),
+        "frames": int(len(lat)), "frames_in": int(diag.get("frames_in", 0)), "drops": int(diag.get("drops", 0)),
+        "skipped": {k: int(v) for k, v in diag.items() if k.startswith("skipped_")},
+        "input_hz": args.hz, "cameras": 3, "points_per_frame": float(np.mean(result["points"])) if result["points"] else 0,
+        "device": diag.get("device", "?"), "latency_ms": [round(x, 2) for x in lat.tolist()],
+    }
+    (out / "node.json").write_text(json.dumps(report, indent=1))
+    for key in ("e2e_p50_ms", "e2e_p95_ms", "engine_step_p50_ms", "node_processing_p50_ms", "outside_network_share",
+                "frames", "frames_in", "drops", "skipped"):
+        print(f"{key}: {report[key]:.3f}" if isinstance(report[key], float) else f"{key}: {report[key]}")
+    print(f"wrote {out / 'node.json'}")
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="docs/bench")
+    parser.add_argument("--bag", default="out/bags/bench", help="made if missing (a synthetic drive)")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--hz", type=float, default=10.0)
+    parser.add_argument("--device", default="auto")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_arguments(parser)
+    run(parser.parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
