@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,12 +183,3 @@ def run(args: argparse.Namespace) -> int:
            restamp=args.restamp)
     return 0
 
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,13 +71,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hz", type=float, default=10.0)
     parser.add_argument("--device", default="auto")
 
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_arguments(parser)
-    run(parser.parse_args(argv))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
