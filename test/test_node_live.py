@@ -73,6 +73,16 @@ def node_run(tiny_world_bag, tmp_path_factory):
     return {"outputs": read_outputs(out), "queries": (first, second), "diagnostics": diagnostics}
 
 
+def _image_messages(bag):
+    from rosbags.rosbag2 import Reader
+
+    from slarm_ros.bag.messages import TYPESTORE
+
+    with Reader(bag) as reader:
+        conns = [c for c in reader.connections if c.topic == topics.image_topic("front")]
+        return [TYPESTORE.deserialize_cdr(raw, c.msgtype) for c, _, raw in reader.messages(connections=conns)]
+
+
 def test_every_output_arrives_with_type_frame_and_input_stamps(node_run, tiny_world_bag):
     msgs = node_run["outputs"]
     bag_stamps = {round(fs.stamp, 6) for fs in BagReader(tiny_world_bag, ground_truth=False).frame_sets()}
@@ -80,9 +90,11 @@ def test_every_output_arrives_with_type_frame_and_input_stamps(node_run, tiny_wo
         assert msgs.get(topic), f"nothing on {topic}"
     clouds = [m for _, m in msgs[f"{NODE}/points"]]
     assert len(clouds) >= 8  # 2 replays x 6 timesteps, a first one may wait for its camera_info
+    exact = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in _image_messages(tiny_world_bag)}
     for cloud in clouds:
         assert cloud.header.frame_id == "map" and cloud.height == 1 and cloud.point_step == 36
         assert round(cloud.header.stamp.sec + cloud.header.stamp.nanosec * 1e-9, 6) in bag_stamps
+        assert (cloud.header.stamp.sec, cloud.header.stamp.nanosec) in exact  # the input stamp, to the nanosecond
         assert [(f.name, f.offset, f.datatype) for f in cloud.fields] == [
             ("x", 0, 7), ("y", 4, 7), ("z", 8, 7), ("rgb", 12, 7), ("label", 16, 5), ("score", 20, 7),
             ("vx", 24, 7), ("vy", 28, 7), ("vz", 32, 7)]

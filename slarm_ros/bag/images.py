@@ -33,7 +33,8 @@ def decode(msg) -> np.ndarray:
         raise ImageError(f"image has no pixels ({w}x{h})")
     if step < row:
         raise ImageError(f"image step {step} is smaller than a row of {w} {encoding} pixels ({row} bytes)")
-    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data.tobytes(), np.uint8)
+    data = msg.data if isinstance(msg.data, np.ndarray) else np.frombuffer(bytes(msg.data), np.uint8)
+    data = data.view(np.uint8).reshape(-1)
     if data.size < step * (h - 1) + row:
         raise ImageError(f"image data has {data.size} bytes, {w}x{h} {encoding} with step {step} needs {step * h}")
     rows = np.lib.stride_tricks.as_strided(data, shape=(h, row), strides=(step, 1))

@@ -1,6 +1,8 @@
 """rosbags message objects (Kilted type store) for what slarm_ros writes, and back."""
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
@@ -17,6 +19,18 @@ def ros_time(stamp: float):
     if nanosec >= 1_000_000_000:
         sec, nanosec = sec + 1, nanosec - 1_000_000_000
     return T["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
+
+
+def cdr_header_stamp(raw: bytes) -> float:
+    """Header stamp (s) of a serialized message that starts with std_msgs/Header, without deserializing it.
+
+    CDR: a 4-byte encapsulation header (byte 1: 0 big-endian, 1 little-endian), then the stamp's
+    int32 sec and uint32 nanosec.
+    """
+    if len(raw) < 12 or raw[1] not in (0, 1):
+        raise ValueError(f"not a CDR message with a header ({len(raw)} bytes)")
+    sec, nanosec = struct.unpack_from("<iI" if raw[1] == 1 else ">iI", raw, 4)
+    return sec + nanosec * 1e-9
 
 
 def to_seconds(time_msg) -> float:

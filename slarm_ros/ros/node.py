@@ -17,6 +17,7 @@ from collections import Counter, deque
 import numpy as np
 import rclpy
 import torch
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import OccupancyGrid
 from rclpy.executors import ExternalShutdownException
@@ -29,7 +30,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
 from ..bag import images
-from ..bag.messages import intrinsics
+from ..bag.messages import TYPESTORE, cdr_header_stamp, intrinsics
 from ..frames import CameraFrame, FrameError, FrameSet
 from ..model.checkpoint import CheckpointError
 from ..semantics.occupancy import GridSpec, QueryOccupancy, query_occupancy
@@ -102,8 +103,9 @@ class SlarmNode(Node):
 
         in_qos, out_qos = qos_from_name(p.input_qos), qos_from_name(p.output_qos)
         for cam in p.cameras:
+            # Raw: the callback reads only the stamp; the worker decodes the image off the executor.
             self.create_subscription(Image, p.image_topic.format(camera=cam),
-                                     lambda msg, cam=cam: self._on_image(cam, msg), in_qos)
+                                     lambda raw, cam=cam: self._on_image(cam, raw), in_qos, raw=True)
             self.create_subscription(CameraInfo, p.camera_info_topic.format(camera=cam),
                                      lambda msg, cam=cam: self.camera_info.__setitem__(cam, msg), in_qos)
         self.pubs = {topic: self.create_publisher(kind, topic, out_qos) for topic, kind in OUTPUTS.items()}
@@ -118,13 +120,18 @@ class SlarmNode(Node):
             f"window {self.engine.window}, TF from {self.tf.backend}, queries {self.queries}")
 
     # --- input: callbacks only enqueue --------------------------------------------------------
-    def _on_image(self, camera: str, msg: Image) -> None:
+    def _on_image(self, camera: str, raw: bytes) -> None:
         info = self.camera_info.get(camera)
         if info is None:
             self.stats["skipped_no_camera_info"] += 1
             self.get_logger().warning(f"{camera}: image without camera_info yet; skipped", throttle_duration_sec=5.0)
             return
-        for stamp, matched in self.sync.add(camera, stamp_seconds(msg.header.stamp), (msg, info)):
+        try:
+            stamp = cdr_header_stamp(raw)
+        except ValueError as e:
+            self._skip("bad_image", f"{camera}: {e}")
+            return
+        for stamp, matched in self.sync.add(camera, stamp, (raw, info)):
             with self.lock:
                 self.stats["frames_in"] += 1
                 if len(self.pending) >= self.params.input_queue:
@@ -159,15 +166,20 @@ class SlarmNode(Node):
         self.stats[f"skipped_{reason}"] += 1
         self.get_logger().warning(message, throttle_duration_sec=5.0)
 
-    def _frame_set(self, stamp: float, matched: dict) -> FrameSet | None:
+    def _frame_set(self, stamp: float, matched: dict) -> tuple[FrameSet, Time] | None:
+        """The FrameSet of a matched timestep and the exact stamp of its newest image."""
         p = self.params
-        cams = []
+        cams, newest = [], None
         for cam in p.cameras:
-            msg, info = matched[cam]
+            raw, info = matched[cam]
             try:
+                msg = TYPESTORE.deserialize_cdr(raw, "sensor_msgs/msg/Image")
                 image = images.to_rgb(msg)
             except images.ImageError as e:
                 self._skip("bad_image", f"{cam}: {e}; timestep skipped")
+                return None
+            except Exception as e:  # malformed bytes
+                self._skip("bad_image", f"{cam}: malformed Image message ({type(e).__name__}: {e}); timestep skipped")
                 return None
             if (info.width, info.height) != (msg.width, msg.height):
                 self._skip("size_mismatch", f"{cam}: image is {msg.width}x{msg.height} but its camera_info says "
@@ -181,7 +193,9 @@ class SlarmNode(Node):
                                  f"{cam_stamp:.3f} s ({e}); timestep skipped")
                 return None
             cams.append(CameraFrame(cam, image, intrinsics(info), pose, cam_stamp))
-        return FrameSet(stamp, tuple(cams))
+            if newest is None or cam_stamp > stamp_seconds(newest):
+                newest = Time(sec=msg.header.stamp.sec, nanosec=msg.header.stamp.nanosec)
+        return FrameSet(stamp, tuple(cams)), newest
 
     def _process(self, stamp: float, matched: dict, received: float) -> None:
         p = self.params
@@ -194,9 +208,10 @@ class SlarmNode(Node):
                 self.tf.clear()
             self.last_stamp = None
             return  # poses of this timestep may still come from the old loop's transforms
-        frame_set = self._frame_set(stamp, matched)
-        if frame_set is None:
+        built = self._frame_set(stamp, matched)
+        if built is None:
             return
+        frame_set, newest = built
         try:
             result = self.engine.step(frame_set)
         except FrameError as e:
@@ -221,8 +236,7 @@ class SlarmNode(Node):
                                    centre[2] + p.occupancy_z_max, p.voxel_size)
             occupancies = [query_occupancy(q, points.xyz, scores[:, i], grid, threshold) for i, q in enumerate(queries)]
 
-        newest = max((m[0] for m in matched.values()), key=lambda m: stamp_seconds(m.header.stamp))
-        header = Header(stamp=newest.header.stamp, frame_id=p.world_frame)
+        header = Header(stamp=newest, frame_id=p.world_frame)
         self.pubs["~/points"].publish(conversions.point_cloud(header, points.xyz, points.rgb, label, score,
                                                               points.velocity))
         self.pubs["~/scene_flow"].publish(conversions.flow_markers(header, points.xyz, points.velocity, p.flow_stride,
