@@ -67,12 +67,6 @@ class Gaussians4D:
         """Subset by boolean mask or index tensor over N."""
         return replace(self, **{f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "time_origin"})
 
-    def to(self, device) -> "Gaussians4D":
-        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self) if f.name != "time_origin"})
-
-    def detach(self) -> "Gaussians4D":
-        return replace(self, **{f.name: getattr(self, f.name).detach() for f in fields(self) if f.name != "time_origin"})
-
     @staticmethod
     def cat(parts: list["Gaussians4D"]) -> "Gaussians4D":
         """Concatenate; all parts are re-expressed relative to the first part's time origin."""

@@ -1,5 +1,4 @@
 """Rays, Plücker coordinates, intrinsics and rotations."""
-import numpy as np
 import torch
 
 from slarm_ros.geometry import (grid_pixels, invert_rigid, pixel_rays, plucker, quat_multiply, quat_to_rotmat,

@@ -12,7 +12,7 @@ import yaml
 from slarm_ros.bag import messages, topics
 from slarm_ros.bag.reader import BagReader
 from slarm_ros.bag.writer import BagWriter
-from slarm_ros.ros.demo import NODE, OUTPUT_TOPICS, cloud_arrays, read_outputs
+from slarm_ros.ros.demo import NODE, OUTPUT_TOPICS, cloud_arrays, node_command, read_outputs
 from slarm_ros.stream import Reconstructor, point_products
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,11 +20,7 @@ CAMERAS = ("front", "front_left", "front_right")
 
 
 def start_node(procs, *params):
-    args = ["-m", "slarm_ros.ros.node", "--ros-args", "--params-file", str(ROOT / "config" / "driving.yaml"),
-            "-p", "device:=cpu"]
-    for p in params:
-        args += ["-p", p]
-    return procs.python(*args)
+    return procs.start(node_command("device:=cpu", *params))
 
 
 CAMERA_TOPICS = [t for c in CAMERAS for t in (topics.image_topic(c), topics.info_topic(c))]

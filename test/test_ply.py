@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from slarm_ros.model import SlarmConfig, SlarmNet
-from slarm_ros.ply import PlyError, read_ply, write_ply
+from slarm_ros.ply import PlyError, read_ply
 from slarm_ros.stream import Reconstructor
 from slarm_ros.random_drive import frame_sets
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from slarm_ros.frames import CameraFrame, FrameError, FrameSet
+from slarm_ros.frames import FrameError, FrameSet
 from slarm_ros.model import SlarmConfig, SlarmNet
 from slarm_ros.stream import Reconstructor, point_products
 from slarm_ros.random_drive import frame_sets

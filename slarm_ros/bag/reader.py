@@ -62,10 +62,10 @@ def _custom_data(path: Path) -> dict[str, str]:
 
 
 def bag_cameras(reader: Reader) -> list[str]:
-    """Camera names of the bag's /cameras/<name>/image_raw topics, in the order of topics.CAMERA order."""
+    """Camera names of the bag's /cameras/<name>/image_raw topics, in topics.CAMERA_ORDER, others after."""
     names = [m.group(1) for t in reader.topics if (m := _IMAGE_TOPIC.match(t))]
-    preferred = ["front", "front_left", "front_right", "side_left", "side_right", "rear"]
-    return sorted(names, key=lambda n: (preferred.index(n) if n in preferred else len(preferred), n))
+    order = topics.CAMERA_ORDER
+    return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n))
 
 
 class BagReader:

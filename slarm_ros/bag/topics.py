@@ -7,6 +7,8 @@ TF = "/tf"
 TF_STATIC = "/tf_static"
 CLASSES = "/gt/classes"  # std_msgs/String: JSON list of class names, index = class id
 GROUND_TRUTH = ("depth", "semantic", "flow", "dynamic", "lidar")
+# Camera names of a surround rig, in the order models take them (the first three: the forward rig).
+CAMERA_ORDER = ("front", "front_left", "front_right", "side_left", "side_right", "rear")
 
 
 def image_topic(camera: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ros.demo import ROOT
+from ..ros.demo import node_command
 from ..ros.processes import ProcessSet
 
 
@@ -29,8 +29,7 @@ def run(args: argparse.Namespace) -> dict:
     procs = ProcessSet()
     procs.env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     try:
-        node = procs.python("-m", "slarm_ros.ros.node", "--ros-args", "--params-file", ROOT / "config" / "driving.yaml",
-                            "-p", f"device:={args.device}", "-p", "tf_timeout:=0.2")
+        node = procs.start(node_command(f"device:={args.device}"))
         probe = procs.python("-m", "slarm_ros.eval.latency_probe", "/slarm_node", "5.0", "600")
         replay = procs.python("-m", "slarm_ros.cli", "replay", bag, "--restamp", "--rate", "1", "--delay", "3",
                               "--wait-topic", "/cameras/front/image_raw")

@@ -24,11 +24,15 @@ OUTPUT_TOPICS = [f"{NODE}/points", f"{NODE}/scene_flow", f"{NODE}/semantic_occup
                  f"{NODE}/semantic_occupancy_grid", "/diagnostics"]
 
 
-def _node_command(use_launch: bool) -> list[str]:
+def node_command(*overrides: str, use_launch: bool = False) -> list[str]:
+    """slarm_node with config/driving.yaml and parameter overrides ("name:=value"), launched or direct."""
     if use_launch:
-        return ["ros2", "launch", "slarm_ros", "driving.launch.py", "use_sim_time:=true"]
-    return [sys.executable, "-m", "slarm_ros.ros.node", "--ros-args", "--params-file",
-            str(ROOT / "config" / "driving.yaml"), "-p", "use_sim_time:=true"]
+        return ["ros2", "launch", "slarm_ros", "driving.launch.py", *overrides]
+    command = [sys.executable, "-m", "slarm_ros.ros.node", "--ros-args", "--params-file",
+               str(ROOT / "config" / "driving.yaml")]
+    for override in overrides:
+        command += ["-p", override]
+    return command
 
 
 def _set_query(queries: list[str], timeout: float = 90.0) -> str:
@@ -70,7 +74,8 @@ def run_demo(out: str | Path = "out/demo", bag: str | Path = "out/bags/demo", se
     try:
         print(f"starting slarm_node ({'ros2 launch' if use_launch else 'directly: no ros2 launch here'}), "
               "a recorder and, once the node is up, the replay")
-        node = procs.start(_node_command(use_launch), stdout=logs["node"], stderr=logs["node"])
+        node = procs.start(node_command("use_sim_time:=true", use_launch=use_launch), stdout=logs["node"],
+                           stderr=logs["node"])
         procs.python("-m", "slarm_ros.cli", "record", "--out", recorded, "--topics", *OUTPUT_TOPICS,
                      stdout=logs["recorder"], stderr=logs["recorder"])
         print(f"query {list(queries)} -> {_set_query(list(queries))}")

@@ -1,7 +1,6 @@
 """Language scores of reconstructed points: cosine similarity in the text encoder's space."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..bag.topics import CAMERA_ORDER
 from ..geometry import OPTICAL_TO_BODY
 from .config import CLASS_ID, WorldConfig
 from .motion import Trajectory, along_road, lateral_profile, speed_profile, time_grid
 from .road import Road
 
 
-CAMERA_NAMES = ("front", "front_left", "front_right", "side_left", "side_right", "rear")
 CAMERA_YAWS = (0.0, 0.95, -0.95, 1.9, -1.9, np.pi)
 
 TEXTURE_PLAIN, TEXTURE_FACADE, TEXTURE_CAR, TEXTURE_PERSON = 0, 1, 2, 3
@@ -100,7 +100,7 @@ def build_cameras(cfg: WorldConfig, rng: np.random.Generator) -> list[Camera]:
     fx = cfg.image_width / 2 / np.tan(cfg.horizontal_fov / 2)
     K = np.array([[fx, 0, (cfg.image_width - 1) / 2], [0, fx, (cfg.image_height - 1) / 2], [0, 0, 1]])
     cams = []
-    for name, yaw in list(zip(CAMERA_NAMES, CAMERA_YAWS))[: cfg.cameras]:
+    for name, yaw in list(zip(CAMERA_ORDER, CAMERA_YAWS))[: cfg.cameras]:
         mount = _yaw_matrix(yaw)
         mount[:3, 3] = [1.2 * np.cos(yaw) + 0.3, 0.5 * np.sin(yaw), cfg.camera_height]
         gain = rng.uniform(0.85, 1.15) * rng.uniform(0.93, 1.07, size=3)
