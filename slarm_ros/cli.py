@@ -5,6 +5,9 @@
   slarm record --out DIR --topics T [T ...]                               live topics -> bag
   slarm eval --bag BAG [--checkpoint C] [--window W] [--offline]          metrics, report, figures
   slarm export --bag BAG --out F.ply [--stamp S]                         4D Gaussians of a window
+  slarm regression [--record]                                             shipped model vs recorded metrics
+  slarm compare LABEL=EVAL_DIR [...]                                      one table of several evaluations
+  slarm train --config train-tiny.yaml --out DIR [--resume]               self-supervised training
   slarm bench engine [--out DIR]                                          latency / memory vs T
   slarm bench node [--out DIR]                                            node end-to-end latency
   slarm demo                                                              the node on a synthetic drive
@@ -30,7 +33,7 @@ def _world_make(args: argparse.Namespace) -> int:
     from .world.make import make_world_bag
 
     cfg = WorldConfig(seed=args.seed, seconds=args.seconds, hz=args.hz, cameras=args.cameras,
-                      image_height=args.height, image_width=args.width)
+                      image_height=args.height, image_width=args.width, non_uniform_share=args.non_uniform_share)
     stats = make_world_bag(cfg, args.out, storage=args.storage)
     print(f"wrote {stats['bag']}: {stats['steps']} timesteps x {stats['cameras']} cameras in {stats['seconds']:.1f} s "
           f"(rendering {stats['render_seconds']:.1f} s), {stats['bytes'] / 2**20:.1f} MB")
@@ -83,6 +86,61 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _regression(args: argparse.Namespace) -> int:
+    from .eval import regression
+
+    measured = regression.measure(args.checkpoint or None)
+    print(json.dumps(measured, indent=1))
+    if args.record:
+        print(f"recorded {regression.record(measured, checkpoint=args.checkpoint or 'shipped')}")
+        return 0
+    problems = regression.compare(measured, regression.load_reference())
+    for line in problems:
+        print(f"REGRESSION {line}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .eval.report import comparison_table
+
+    runs = {}
+    for item in args.runs:
+        label, sep, path = item.partition("=")
+        if not sep:
+            print(f"error: '{item}' is not LABEL=PATH", file=sys.stderr)
+            return 2
+        metrics = Path(path) / "metrics.json" if Path(path).is_dir() else Path(path)
+        runs[label] = json.loads(metrics.read_text())
+    table = comparison_table(runs)
+    print(table, end="")
+    if args.out:
+        Path(args.out).write_text(table)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train.config import TrainConfig
+    from .train.trainer import TrainError, train
+
+    cfg = TrainConfig.from_yaml(args.config)
+    changes = {k: v for k, v in (("steps", args.steps), ("minutes", args.minutes), ("num_drives", args.drives),
+                                 ("seed", args.seed), ("threads", args.threads), ("device", args.device))
+               if v is not None}
+    if args.motion_degree is not None:
+        changes["model_overrides"] = {**cfg.model_overrides, "motion_degree": args.motion_degree}
+    cfg = cfg.replace(**changes)
+    try:
+        summary = train(cfg, args.out, resume=args.resume, command=" ".join(["slarm", *sys.argv[1:]]))
+    except TrainError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    final = summary["final"]
+    print(f"trained {summary['steps']} steps in {summary['train_seconds'] / 60:.1f} min "
+          f"({summary['s_per_step']:.2f} s/step); final loss {final.get('loss', float('nan')):.4f}; "
+          f"wrote {args.out}/model.safetensors")
+    return 0
+
+
 def _bench_node(args: argparse.Namespace) -> int:
     from .eval import bench_node
 
@@ -99,6 +157,7 @@ def _bench_engine(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .bag import replay
+    from .world.config import WorldConfig
     from .eval import bench_engine
 
     parser = argparse.ArgumentParser(prog="slarm", description=__doc__,
@@ -124,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--height", type=int, default=240)
     make.add_argument("--width", type=int, default=384)
     make.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    make.add_argument("--non-uniform-share", type=float, default=WorldConfig.non_uniform_share,
+                      help="share of actors that accelerate, brake, turn or zig-zag (the rest keep their speed)")
     make.set_defaults(func=_world_make)
 
     play = commands.add_parser("replay", help="publish a bag on live topics with /clock")
@@ -146,6 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default="", help="output folder (default out/eval/<bag name>)")
     ev.set_defaults(func=_eval)
 
+    reg = commands.add_parser("regression", help="the shipped model's metrics on a fixed drive vs the recorded ones")
+    reg.add_argument("--checkpoint", default="")
+    reg.add_argument("--record", action="store_true", help="write the measured values as the new reference")
+    reg.set_defaults(func=_regression)
+
+    cmp = commands.add_parser("compare", help="one markdown table of several evaluations")
+    cmp.add_argument("runs", nargs="+", help="LABEL=DIR (an eval output folder) or LABEL=metrics.json")
+    cmp.add_argument("--out", default="", help="also write the table to this file")
+    cmp.set_defaults(func=_compare)
+
     export = commands.add_parser("export", help="write the window's 4D Gaussians as a 3DGS-style PLY")
     export.add_argument("--bag", required=True)
     export.add_argument("--out", required=True, help="PLY file to write")
@@ -153,6 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--checkpoint", default="")
     export.add_argument("--device", default="auto")
     export.set_defaults(func=_export)
+
+    tr = commands.add_parser("train", help="train the network by differentiable rendering of synthetic drives")
+    tr.add_argument("--config", default="train-tiny.yaml", help="training YAML (a path, or a shipped name)")
+    tr.add_argument("--out", required=True, help="run folder (weights, state, log)")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tr.add_argument("--steps", type=int, default=None)
+    tr.add_argument("--minutes", type=float, default=None, help="training-time budget (0: none)")
+    tr.add_argument("--drives", type=int, default=None, help="number of synthetic training drives")
+    tr.add_argument("--motion-degree", type=int, default=None, choices=[0, 1, 2, 3])
+    tr.add_argument("--seed", type=int, default=None)
+    tr.add_argument("--threads", type=int, default=None)
+    tr.add_argument("--device", default=None)
+    tr.set_defaults(func=_train)
 
     bench = commands.add_parser("bench", help="benchmarks that print and save numbers")
     targets = bench.add_subparsers(dest="target", required=True)

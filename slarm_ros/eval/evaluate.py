@@ -27,6 +27,7 @@ from ..bag.reader import BagReader, Sample
 from ..geometry import scale_intrinsics
 from ..gaussians import Gaussians4D
 from ..render.scene import render_gaussians
+from ..resample import area_resize, sample_nearest
 from ..semantics.scores import classify
 from ..semantics.text_encoder import default_text_encoder
 from ..stream import Reconstructor, StepResult
@@ -61,20 +62,6 @@ class Accumulator:
         out.update(psnr_next=mean(self.psnr_next), psnr_next_dynamic=mean(self.psnr_next_dynamic),
                    ssim_next=mean(self.ssim_next))
         return out
-
-
-def sample_gt(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Ground truth at the pixel centres of an image of height x width over the same field of view."""
-    gh, gw = array.shape[:2]
-    v = np.clip(np.round((np.arange(height) + 0.5) * gh / height - 0.5).astype(int), 0, gh - 1)
-    u = np.clip(np.round((np.arange(width) + 0.5) * gw / width - 0.5).astype(int), 0, gw - 1)
-    return array[v[:, None], u[None, :]]
-
-
-def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    import cv2
-
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
 class Evaluator:
@@ -122,9 +109,9 @@ class Evaluator:
             truth = sample.ground_truth.get(cam.name, {})
             if "depth" not in truth:
                 continue
-            gt_depth = sample_gt(truth["depth"], self.height, self.width)
-            gt_sem = sample_gt(truth["semantic"], self.height, self.width).astype(np.int64)
-            gt_flow = sample_gt(truth["flow"], self.height, self.width) * self.dt
+            gt_depth = sample_nearest(truth["depth"], self.height, self.width)
+            gt_sem = sample_nearest(truth["semantic"], self.height, self.width).astype(np.int64)
+            gt_flow = sample_nearest(truth["flow"], self.height, self.width) * self.dt
             valid = gt_depth > 0
             moving_eval = valid & ~np.isin(gt_sem, self.ground)
             zero = np.zeros_like(gt_flow[moving_eval])
@@ -144,7 +131,7 @@ class Evaluator:
                 "stamp": result.stamp, "names": [c.name for c in sample.frame_set.cameras],
                 "input": [area_resize(c.image, self.height, self.width) for c in sample.frame_set.cameras],
                 "depth": depth, "classes": classes, "flow": flow / self.dt,
-                "gt": {c.name: {k: sample_gt(v, self.height, self.width) for k, v in
+                "gt": {c.name: {k: sample_nearest(v, self.height, self.width) for k, v in
                                 sample.ground_truth.get(c.name, {}).items() if k in ("depth", "semantic", "flow")}
                        for c in sample.frame_set.cameras},
             })
@@ -157,7 +144,7 @@ class Evaluator:
         targets = np.stack([area_resize(c.image, self.height, self.width) for c in nxt.frame_set.cameras]) / 255.0
         dynamic = None
         if all("dynamic" in nxt.ground_truth.get(c.name, {}) for c in nxt.frame_set.cameras):
-            dynamic = np.stack([sample_gt(nxt.ground_truth[c.name]["dynamic"], self.height, self.width) > 0
+            dynamic = np.stack([sample_nearest(nxt.ground_truth[c.name]["dynamic"], self.height, self.width) > 0
                                 for c in nxt.frame_set.cameras])
         still = replace(g, motion=torch.zeros_like(g.motion))
         predictions = {

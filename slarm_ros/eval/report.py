@@ -47,3 +47,19 @@ def write(path: Path, result: dict, figures: list[tuple[str, str]]) -> None:
     for title, name in figures:
         lines += [f"## {title}", "", f"![{title}]({name})", ""]
     path.write_text("\n".join(lines))
+
+
+COMPARE_COLUMNS = [("depth_absrel", "depth AbsRel"), ("flow_epe3d", "EPE3D (m)"), ("zero_epe3d", "zero-motion EPE3D"),
+                   ("flow_acc5", "Acc5"), ("miou", "mIoU"), ("psnr_next", "next PSNR (dB)"),
+                   ("psnr_next_dynamic", "next PSNR dyn. (dB)"), ("copy_psnr", "copy-last PSNR (dB)")]
+
+
+def comparison_table(runs: dict[str, dict]) -> str:
+    """A markdown table of several evaluations (label -> metrics.json content), one row each."""
+    lines = ["| run | " + " | ".join(title for _, title in COMPARE_COLUMNS) + " |",
+             "| --- |" + " --- |" * len(COMPARE_COLUMNS)]
+    for label, result in runs.items():
+        values = dict(result, zero_epe3d=result["baselines"]["zero_motion"].get("flow_epe3d"),
+                      copy_psnr=result["baselines"]["copy_last"].get("psnr_next"))
+        lines.append(f"| {label} | " + " | ".join(_fmt(values.get(key)) for key, _ in COMPARE_COLUMNS) + " |")
+    return "\n".join(lines) + "\n"

@@ -15,7 +15,6 @@ from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
@@ -27,6 +26,7 @@ from ..model import SlarmConfig, SlarmNet, ViewBatch
 from ..model.checkpoint import load_checkpoint
 from ..model.network import Prediction
 from ..ply import write_ply
+from ..resample import area_resize
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +123,7 @@ class Reconstructor:
         h, w = self.cfg.image_height, self.cfg.image_width
         images, Ks = [], []
         for cam in frame_set.cameras:
-            img = cam.image
-            if img.shape[:2] != (h, w):
-                img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-            images.append(img)
+            images.append(area_resize(cam.image, h, w))
             K = torch.tensor(np.asarray(cam.K), dtype=torch.float32)
             Ks.append(scale_intrinsics(K, w / cam.image.shape[1], h / cam.image.shape[0]))
         batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float() / 255.0

@@ -44,6 +44,7 @@ class WorldConfig:
     non_uniform_share: float = 0.7  # share of actors that accelerate, brake, turn or zig-zag
     # the sensors
     lidar_beams: int = 32  # image rows carrying LiDAR-like depth
+    lidar_top: float = 0.25  # the highest beam's row as a share of the image height (~ +12 deg, as 32-beam units)
     lidar_columns_stride: int = 2  # every n-th column of those rows
 
     def __post_init__(self):

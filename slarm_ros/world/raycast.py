@@ -261,7 +261,7 @@ def render_camera(scene: Scene, camera: Camera, t: float) -> CameraImage:
     hw = (cfg.image_height, cfg.image_width)
     depth_img = depth.reshape(hw).numpy()
     lidar = np.zeros(hw, dtype=np.float32)
-    rows = np.linspace(int(0.4 * hw[0]), hw[0] - 1, cfg.lidar_beams).round().astype(int)[:, None]
+    rows = np.linspace(int(cfg.lidar_top * hw[0]), hw[0] - 1, cfg.lidar_beams).round().astype(int)[:, None]
     cols = np.arange(0, hw[1], cfg.lidar_columns_stride)[None]
     lidar[rows, cols] = depth_img[rows, cols]
     return CameraImage(

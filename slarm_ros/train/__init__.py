@@ -1,0 +1,1 @@
+"""Self-supervised training of the SLARM network by differentiable rendering (ROS-free)."""

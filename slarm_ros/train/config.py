@@ -1,0 +1,96 @@
+"""The training configuration: one dataclass, loadable from YAML, stored with every training run."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..model import SlarmConfig
+from ..model.config import CONFIG_DIR
+from ..world.config import WorldConfig
+from .losses import LossWeights
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train, on what, for how long.
+
+    Times in seconds unless named otherwise; learning rates per optimiser step.
+    """
+
+    model: str = "slarm-tiny"  # a shipped network configuration, or a path to one (YAML)
+    model_overrides: dict = field(default_factory=dict)  # e.g. {motion_degree: 1}
+    # data: drives of the synthetic world, seeds [first_seed, first_seed + num_drives)
+    first_seed: int = 1000
+    num_drives: int = 12
+    drive_seconds: float = 10.0
+    world: dict = field(default_factory=dict)  # WorldConfig overrides (hz, cameras, ...)
+    supersample: int = 2  # drives are rendered at this factor x the network's resolution, then reduced
+    cache_dir: str = "out/train_cache"
+    context: int = 4  # timesteps the network sees per window
+    future: int = 2  # following timesteps that may be targets
+    other_scale: int = 2  # reduction of the whole-window render target
+    max_semantic_pixels: int = 8192
+    # optimisation
+    steps: int = 4000
+    minutes: float = 0.0  # > 0: also stop when this much training time has passed
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.05
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.99)
+    grad_clip: float = 1.0
+    losses: LossWeights = field(default_factory=LossWeights)
+    # bookkeeping
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 200
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    device: str = "auto"
+
+    def __post_init__(self):
+        if isinstance(self.losses, dict):
+            object.__setattr__(self, "losses", LossWeights(**self.losses))
+        object.__setattr__(self, "betas", tuple(self.betas))
+        if self.context < 1 or self.future < 0:
+            raise ValueError("context must be >= 1 and future >= 0")
+        if self.num_drives < 1 or self.steps < 1:
+            raise ValueError("num_drives and steps must be >= 1")
+
+    def network(self) -> SlarmConfig:
+        path = Path(self.model)
+        base = SlarmConfig.from_yaml(path) if path.suffix in (".yaml", ".yml") else SlarmConfig.named(self.model)
+        return base.replace(**self.model_overrides)
+
+    def drive(self, index: int) -> WorldConfig:
+        return WorldConfig(**{"seed": self.first_seed + index, "seconds": self.drive_seconds, **self.world})
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["betas"] = list(self.betas)
+        return out
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training config keys: {unknown}")
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        if not path.exists():
+            shipped = CONFIG_DIR / f"{path.name}"
+            if not shipped.exists():
+                raise FileNotFoundError(f"no training config {path}; shipped ones: "
+                                        f"{sorted(p.name for p in CONFIG_DIR.glob('train-*.yaml'))}")
+            path = shipped
+        with open(path) as f:
+            return cls.from_dict(yaml.safe_load(f) or {})

@@ -1,0 +1,85 @@
+"""The training objective of one window: predict from the context, render the targets, compare.
+
+Targets (see ``data.sample_window``):
+- the last context timestep, rendered from its own Gaussians: what the engine publishes for a
+  timestep must explain that timestep's images, depth and semantics on its own;
+- an earlier context timestep and the future timesteps, rendered from all of the window's
+  Gaussians moved to the target's time: Gaussians from other timestamps only land on the
+  target's pixels if their motion is right. This is the only thing that teaches motion.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..gaussians import Gaussians4D
+from ..geometry import grid_pixels, pixel_rays
+from ..model import SlarmNet
+from ..render.scene import ViewRender, render_gaussians
+from . import losses
+from .data import TargetViews, TrainWindow
+from .losses import LossWeights
+from .teacher import SemanticTeacher
+
+
+@dataclass(frozen=True)
+class WindowLoss:
+    total: Tensor  # scalar, weighted sum
+    parts: dict[str, Tensor]  # unweighted terms, detached
+    psnr_self: float  # PSNR (dB) of the last timestep's own render, for the log
+
+
+def render_target(model: SlarmNet, gaussians: Gaussians4D, target: TargetViews, sky_token: Tensor,
+                  affine: Tensor) -> ViewRender:
+    """Render ``gaussians`` (anchor frame) at the target's time into its cameras, sky and colour transform applied."""
+    _, height, width, _ = target.images.shape
+    return render_gaussians(gaussians, target.time, target.cam_to_anchor, target.K, width, height,
+                            sky=lambda d: model.sky_head(d, sky_token), affine=affine, with_features=True)
+
+
+def camera_depth(ray_depth: Tensor, K: Tensor, cfg) -> Tensor:
+    """Distance along each Gaussian's ray (T, C, h, w) -> camera z (T, C, h, w), metres."""
+    pixels = grid_pixels(cfg.image_height, cfg.image_width, cfg.gaussian_stride, device=K.device, dtype=K.dtype)
+    _, dirs = pixel_rays(K, torch.eye(4, device=K.device, dtype=K.dtype).expand(*K.shape[:-2], 4, 4), pixels)
+    return ray_depth * dirs[..., 2]
+
+
+def window_loss(model: SlarmNet, window: TrainWindow, teacher: SemanticTeacher, weights: LossWeights,
+                sky_class: int, max_semantic_pixels: int = 8192, forward=None,
+                generator: torch.Generator | None = None) -> WindowLoss:
+    """Losses of one window. ``forward`` is the callable that runs the network (a DDP wrapper when
+    training on several processes); it defaults to ``model``."""
+    forward = forward or model
+    pred = forward(window.context)
+    steps = window.context_steps
+    last = len(steps) - 1
+    union = Gaussians4D.cat(pred.gaussians)
+
+    terms: dict[str, list[Tensor]] = {name: [] for name in ("rgb_l1", "rgb_ssim", "depth", "sky", "semantic")}
+    psnr_self = 0.0
+    for j, target in enumerate(window.targets):
+        if j == 0:  # the last context timestep, from its own Gaussians
+            render = render_target(model, pred.gaussians[last], target, pred.sky_tokens[last], pred.affine[last])
+        else:
+            i = steps.index(target.step) if target.step in steps else last
+            render = render_target(model, union, target, pred.sky_tokens[last], pred.affine[i])
+        alpha, depth = render.alpha[..., 0], render.depth[..., 0]
+        terms["rgb_l1"].append(losses.rgb_l1(render.rgb, target.images))
+        terms["rgb_ssim"].append(losses.rgb_ssim(render.rgb, target.images))
+        terms["depth"].append(losses.depth_relative(depth, target.lidar))
+        terms["sky"].append(losses.sky_opacity(alpha, target.semantic == sky_class))
+        teacher_features = teacher.features(target.images, target.semantic)
+        terms["semantic"].append(losses.semantic_cosine(render.features, alpha, teacher_features,
+                                                        model.semantic_projection, max_semantic_pixels, generator))
+        if j == 0:
+            with torch.no_grad():
+                mse = ((render.rgb.clamp(0, 1) - target.images) ** 2).mean().clamp_min(1e-10)
+                psnr_self = float(-10 * torch.log10(mse))
+    parts = {name: torch.stack(values).mean() for name, values in terms.items()}
+    parts["context_depth"] = losses.depth_relative(camera_depth(pred.depth, window.context.K, model.cfg),
+                                                   window.context_lidar)
+    parts["motion"] = losses.motion_magnitude(union.motion)
+    total = sum(getattr(weights, name) * value for name, value in parts.items())
+    return WindowLoss(total=total, parts={k: v.detach() for k, v in parts.items()}, psnr_self=psnr_self)

@@ -1,0 +1,49 @@
+"""Scores of a network on a window of a rendered drive, against its dense ground truth.
+
+The same definitions as ``slarm eval`` (``eval.metrics``), computed straight from a DriveClip:
+the last context timestep's own Gaussians rendered at its time and cameras give depth (vs dense
+depth) and scene flow over one frame interval (vs the true velocity, non-ground pixels). Used by
+the tests and for quick checks during development; ``slarm eval`` scores bags.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..eval import metrics
+from ..model import SlarmNet
+from ..render.scene import render_gaussians
+from ..world.config import CLASS_ID, GROUND_CLASSES
+from .data import DriveClip, window_at
+
+
+@torch.inference_mode()
+def score_window(model: SlarmNet, clip: DriveClip, start: int, context: int) -> dict[str, float]:
+    """depth_absrel, flow_epe3d (m per frame interval) and the zero-motion baseline's EPE3D."""
+    model.eval()
+    last = start + context - 1
+    window = window_at(clip, start, context, [(last, 1)], model.cfg.gaussian_stride)
+    pred = model(window.context)
+    target = window.targets[0]
+    _, height, width, _ = target.images.shape
+    render = render_gaussians(pred.gaussians[-1], target.time, target.cam_to_anchor, target.K, width, height,
+                              with_flow=True)
+    alpha = render.alpha[..., 0].clamp_min(1e-6)
+    # velocities are rendered in the anchor frame; ground truth is in the world frame
+    to_world = torch.as_tensor(window.anchor_pose[:3, :3], dtype=torch.float32)
+    flow = (render.flow / alpha[..., None]) @ to_world.T
+    dt = float(clip.times[1] - clip.times[0]) if clip.num_steps > 1 else 0.1
+
+    gt_depth, gt_flow, semantic = clip.depth[last], clip.flow[last] * dt, clip.semantic[last]
+    valid = gt_depth > 0
+    moving_eval = valid & ~np.isin(semantic, [CLASS_ID[c] for c in GROUND_CLASSES])
+    depth = metrics.depth_errors(render.depth[..., 0].numpy()[valid], gt_depth[valid])
+    flow_pred = flow.numpy()[moving_eval] * dt
+    ours = metrics.flow_errors(flow_pred, gt_flow[moving_eval])
+    zero = metrics.flow_errors(np.zeros_like(flow_pred), gt_flow[moving_eval])
+    dynamic = clip.dynamic[last] & moving_eval
+    dyn = metrics.flow_errors(flow.numpy()[dynamic] * dt, gt_flow[dynamic]) if dynamic.any() else None
+    return {"depth_absrel": depth["depth_absrel"], "flow_epe3d": ours["flow_epe3d"],
+            "zero_motion_epe3d": zero["flow_epe3d"],
+            "dynamic_epe3d": dyn["flow_epe3d"] if dyn else float("nan"),
+            "dynamic_zero_epe3d": float(np.linalg.norm(gt_flow[dynamic], axis=-1).mean()) if dynamic.any() else float("nan")}

@@ -1,0 +1,188 @@
+"""Training: losses fall, runs resume exactly, bad states are refused, several processes agree,
+and overfitting one scene learns depth and motion through rendering alone (no flow loss)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from slarm_ros.model import SlarmNet
+from slarm_ros.model.checkpoint import CheckpointError, load_checkpoint
+from slarm_ros.train.config import TrainConfig
+from slarm_ros.train.data import cached_drive, sample_window, window_at
+from slarm_ros.train.losses import LossWeights
+from slarm_ros.train.objective import window_loss
+from slarm_ros.train.teacher import ClassNameTeacher
+from slarm_ros.train.trainer import TrainError, learning_rate, train
+from slarm_ros.train.validate import score_window
+from slarm_ros.world.config import CLASS_ID, CLASSES
+
+# A network and world small enough to train in seconds on a CPU: one front camera at 40x64.
+SMALL_NET = dict(num_cameras=1, image_height=40, image_width=64, dim=64, depth=2, num_heads=2)
+SMALL_WORLD = dict(cameras=1, moving_cars=30, lidar_top=0.0, lidar_beams=40)  # LiDAR rows over the whole image
+
+
+def small_config(tmp_path, **changes) -> TrainConfig:
+    base = dict(model_overrides=SMALL_NET, first_seed=0, num_drives=1, drive_seconds=1.0, world=SMALL_WORLD,
+                cache_dir=str(tmp_path / "cache"), context=4, future=2, steps=6, minutes=0, warmup_steps=2,
+                log_every=2, checkpoint_every=2, threads=1)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def drive_cache(tmp_path_factory):
+    """The small drive, rendered once for the module."""
+    path = tmp_path_factory.mktemp("drives")
+    cfg = small_config(path)
+    cached_drive(cfg.drive(0), SMALL_NET["image_height"], SMALL_NET["image_width"], path)
+    return path
+
+
+def test_a_few_steps_lower_the_loss_with_finite_gradients_everywhere(drive_cache):
+    cfg = small_config(drive_cache, cache_dir=str(drive_cache))
+    net_cfg = cfg.network()
+    clip = cached_drive(cfg.drive(0), net_cfg.image_height, net_cfg.image_width, drive_cache)
+    window = window_at(clip, 1, 4, [(4, 1), (5, 2)], net_cfg.gaussian_stride)
+    torch.manual_seed(0)
+    model = SlarmNet(net_cfg)
+    teacher = ClassNameTeacher(CLASSES)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    totals = []
+    for i in range(15):
+        result = window_loss(model, window, teacher, LossWeights(), CLASS_ID["sky"],
+                             generator=torch.Generator().manual_seed(0))
+        optimizer.zero_grad()
+        result.total.backward()
+        if i == 0:
+            for group, params in model.parameter_groups().items():
+                grads = [p.grad for p in params if p.grad is not None]
+                assert grads, f"no gradient reaches {group}"
+                assert all(torch.isfinite(g).all() for g in grads), f"non-finite gradient in {group}"
+                assert sum(float(g.abs().sum()) for g in grads) > 0, f"zero gradient in {group}"
+        optimizer.step()
+        totals.append(float(result.total))
+    assert all(np.isfinite(totals))
+    assert np.mean(totals[-3:]) < 0.8 * np.mean(totals[:3]), totals
+
+
+def test_windows_hold_the_asked_targets_and_no_flow(drive_cache):
+    cfg = small_config(drive_cache)
+    clip = cached_drive(cfg.drive(0), 40, 64, drive_cache)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        w = sample_window(clip, rng, context=4, future=2, other_scale=2, gaussian_stride=2)
+        last = w.context_steps[-1]
+        assert w.targets[0].step == last and w.targets[0].images.shape == (1, 40, 64, 3)
+        other = w.targets[1]
+        assert other.step != last and w.context_steps[0] <= other.step <= last + 2
+        assert other.images.shape == (1, 20, 32, 3)
+        assert w.context_lidar.shape == (4, 1, 20, 32)
+        assert not hasattr(other, "flow")  # targets carry no motion ground truth
+        assert w.context.times[0] == 0 and torch.allclose(w.context.cam_to_anchor[0, 0], torch.eye(4), atol=1e-5)
+
+
+def test_learning_rate_warms_up_then_decays_by_steps_or_time():
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10, steps=100, min_lr_ratio=0.1)
+    assert learning_rate(cfg, 0, 0) == pytest.approx(1e-4, rel=0.01)
+    assert learning_rate(cfg, 9, 0) == pytest.approx(1e-3, rel=0.01)
+    assert learning_rate(cfg, 100, 0) == pytest.approx(1e-4, rel=1e-6)
+    timed = cfg.replace(minutes=1.0)
+    assert learning_rate(timed, 20, 60.0) == pytest.approx(1e-4, rel=1e-6)  # the time budget is used up
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_run_writes_its_files_and_resumes_exactly(tmp_path, drive_cache):
+    straight = small_config(tmp_path, cache_dir=str(drive_cache))
+    summary = train(straight, tmp_path / "straight", progress=False)
+    assert summary["steps"] == 6
+    for name in ("model.safetensors", "state.pt", "log.csv", "train_config.yaml", "summary.json", "curves.png"):
+        assert (tmp_path / "straight" / name).is_file(), name
+    rows = read_csv(tmp_path / "straight" / "log.csv")
+    assert [int(r["step"]) for r in rows] == [2, 4, 6]
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+
+    train(straight.replace(steps=3), tmp_path / "split", progress=False)
+    train(straight, tmp_path / "split", resume=True, progress=False)
+    a = load_checkpoint(tmp_path / "straight" / "model.safetensors").state_dict()
+    b = load_checkpoint(tmp_path / "split" / "model.safetensors").state_dict()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), f"{k} differs after resuming"
+    assert [int(r["step"]) for r in read_csv(tmp_path / "split" / "log.csv")] == [2, 3, 4, 6]
+
+
+def test_bad_runs_and_states_are_refused_with_a_reason(tmp_path, drive_cache):
+    cfg = small_config(tmp_path, cache_dir=str(drive_cache), steps=2)
+    run = tmp_path / "run"
+    train(cfg, run, progress=False)
+    with pytest.raises(TrainError, match="--resume"):
+        train(cfg, run, progress=False)  # would overwrite a run
+    with pytest.raises(TrainError, match="no training state"):
+        train(cfg, tmp_path / "empty", resume=True, progress=False)
+    other = cfg.replace(model_overrides={**SMALL_NET, "motion_degree": 1})
+    with pytest.raises(CheckpointError, match="motion_degree"):
+        train(other.replace(steps=4), run, resume=True, progress=False)
+    (run / "state.pt").write_bytes(b"not a torch file")
+    with pytest.raises(TrainError, match="state.pt"):
+        train(cfg.replace(steps=4), run, resume=True, progress=False)
+    with pytest.raises(ValueError, match="unknown training config keys"):
+        TrainConfig.from_dict({"stepz": 3})
+
+
+def test_a_corrupt_cached_drive_is_rendered_again(tmp_path):
+    cfg = small_config(tmp_path)
+    first = cached_drive(cfg.drive(0), 40, 64, tmp_path / "cache")
+    (cached,) = (tmp_path / "cache").glob("*.npz")
+    cached.write_bytes(cached.read_bytes()[:1000])
+    again = cached_drive(cfg.drive(0), 40, 64, tmp_path / "cache")
+    assert np.array_equal(first.images, again.images)
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),
+                    reason="torchrun not installed")
+def test_two_processes_train_one_model_with_ddp(tmp_path, drive_cache):
+    """torchrun with 2 processes on the CPU (gloo): both step together and one model is written."""
+    cfg = small_config(tmp_path, cache_dir=str(drive_cache), steps=3, log_every=1)
+    config_path = tmp_path / "train.yaml"
+    import yaml
+
+    config_path.write_text(yaml.safe_dump(cfg.to_dict()))
+    torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "slarm_ros.cli", "train",
+                           "--config", str(config_path), "--out", str(tmp_path / "ddp")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["steps"] == 3
+    load_checkpoint(tmp_path / "ddp" / "model.safetensors")
+
+
+def test_overfitting_one_scene_learns_depth_and_motion_without_flow_loss(tmp_path, drive_cache):
+    """Motion is only ever supervised by rendering other timestamps; it must beat standing still."""
+    cfg = small_config(tmp_path, cache_dir=str(drive_cache), steps=OVERFIT_STEPS, warmup_steps=20, lr=2e-3,
+                       log_every=50, checkpoint_every=10**6,
+                       model_overrides={**SMALL_NET, "gaussian_stride": 1})
+    train(cfg, tmp_path / "overfit", progress=False)
+    model = load_checkpoint(tmp_path / "overfit" / "model.safetensors")
+    clip = cached_drive(cfg.drive(0), 40, 64, drive_cache)
+    scores = [score_window(model, clip, start, 4) for start in (0, 2, 4)]
+    absrel = np.mean([s["depth_absrel"] for s in scores])
+    epe = np.mean([s["flow_epe3d"] for s in scores])
+    zero = np.mean([s["zero_motion_epe3d"] for s in scores])
+    assert absrel < 0.05, scores
+    assert epe < zero, scores
+
+
+OVERFIT_STEPS = 1500
