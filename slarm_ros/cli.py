@@ -130,7 +130,8 @@ def _train(args: argparse.Namespace) -> int:
         changes["model_overrides"] = {**cfg.model_overrides, "motion_degree": args.motion_degree}
     cfg = cfg.replace(**changes)
     try:
-        summary = train(cfg, args.out, resume=args.resume, command=" ".join(["slarm", *sys.argv[1:]]))
+        summary = train(cfg, args.out, resume=args.resume, command=" ".join(["slarm", *sys.argv[1:]]),
+                        stop_after=args.stop_after)
     except TrainError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -230,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run folder (weights, state, log)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
     tr.add_argument("--steps", type=int, default=None)
+    tr.add_argument("--stop-after", type=int, default=None, help="leave after N steps of this call (resume later)")
     tr.add_argument("--minutes", type=float, default=None, help="training-time budget (0: none)")
     tr.add_argument("--drives", type=int, default=None, help="number of synthetic training drives")
     tr.add_argument("--motion-degree", type=int, default=None, choices=[0, 1, 2, 3])

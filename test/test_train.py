@@ -26,6 +26,7 @@ from slarm_ros.world.config import CLASS_ID, CLASSES
 
 # A network and world small enough to train in seconds on a CPU: one front camera at 40x64.
 SMALL_NET = dict(num_cameras=1, image_height=40, image_width=64, dim=64, depth=2, num_heads=2)
+OVERFIT_STEPS = 2000  # about 6 minutes on one CPU core
 SMALL_WORLD = dict(cameras=1, moving_cars=30, lidar_top=0.0, lidar_beams=40)  # LiDAR rows over the whole image
 
 
@@ -68,7 +69,7 @@ def test_a_few_steps_lower_the_loss_with_finite_gradients_everywhere(drive_cache
                 assert all(torch.isfinite(g).all() for g in grads), f"non-finite gradient in {group}"
                 assert sum(float(g.abs().sum()) for g in grads) > 0, f"zero gradient in {group}"
         optimizer.step()
-        totals.append(float(result.total))
+        totals.append(float(result.total.detach()))
     assert all(np.isfinite(totals))
     assert np.mean(totals[-3:]) < 0.8 * np.mean(totals[:3]), totals
 
@@ -77,22 +78,27 @@ def test_windows_hold_the_asked_targets_and_no_flow(drive_cache):
     cfg = small_config(drive_cache)
     clip = cached_drive(cfg.drive(0), 40, 64, drive_cache)
     rng = np.random.default_rng(0)
-    for _ in range(20):
-        w = sample_window(clip, rng, context=4, future=2, other_scale=2, gaussian_stride=2)
-        last = w.context_steps[-1]
-        assert w.targets[0].step == last and w.targets[0].images.shape == (1, 40, 64, 3)
-        other = w.targets[1]
-        assert other.step != last and w.context_steps[0] <= other.step <= last + 2
+    lags = set()
+    for _ in range(40):
+        w = sample_window(clip, rng, context=4, future=2, other_scale=2, gaussian_stride=2, max_anchor_lag=3)
+        own, other = w.targets
+        assert own.step in w.context_steps and own.images.shape == (1, 40, 64, 3)
+        assert other.step != own.step and w.context_steps[0] <= other.step <= w.context_steps[-1] + 2
         assert other.images.shape == (1, 20, 32, 3)
         assert w.context_lidar.shape == (4, 1, 20, 32)
         assert not hasattr(other, "flow")  # targets carry no motion ground truth
-        assert w.context.times[0] == 0 and torch.allclose(w.context.cam_to_anchor[0, 0], torch.eye(4), atol=1e-5)
+        lag = round(float(w.context.times[0]) / 0.1)
+        assert 0 <= lag <= min(3, w.context_steps[0])
+        lags.add(lag)
+        if lag == 0:
+            assert torch.allclose(w.context.cam_to_anchor[0, 0], torch.eye(4), atol=1e-5)
+    assert lags == {0, 1, 2, 3}
 
 
 def test_learning_rate_warms_up_then_decays_by_steps_or_time():
     cfg = TrainConfig(lr=1e-3, warmup_steps=10, steps=100, min_lr_ratio=0.1)
     assert learning_rate(cfg, 0, 0) == pytest.approx(1e-4, rel=0.01)
-    assert learning_rate(cfg, 9, 0) == pytest.approx(1e-3, rel=0.01)
+    assert learning_rate(cfg, 9, 0) == pytest.approx(1e-3, rel=0.03)  # warm, the cosine barely started
     assert learning_rate(cfg, 100, 0) == pytest.approx(1e-4, rel=1e-6)
     timed = cfg.replace(minutes=1.0)
     assert learning_rate(timed, 20, 60.0) == pytest.approx(1e-4, rel=1e-6)  # the time budget is used up
@@ -113,7 +119,7 @@ def test_a_run_writes_its_files_and_resumes_exactly(tmp_path, drive_cache):
     assert [int(r["step"]) for r in rows] == [2, 4, 6]
     assert all(np.isfinite(float(r["loss"])) for r in rows)
 
-    train(straight.replace(steps=3), tmp_path / "split", progress=False)
+    train(straight, tmp_path / "split", progress=False, stop_after=3)  # as if the job ended there
     train(straight, tmp_path / "split", resume=True, progress=False)
     a = load_checkpoint(tmp_path / "straight" / "model.safetensors").state_dict()
     b = load_checkpoint(tmp_path / "split" / "model.safetensors").state_dict()
@@ -170,19 +176,23 @@ def test_two_processes_train_one_model_with_ddp(tmp_path, drive_cache):
 
 
 def test_overfitting_one_scene_learns_depth_and_motion_without_flow_loss(tmp_path, drive_cache):
-    """Motion is only ever supervised by rendering other timestamps; it must beat standing still."""
-    cfg = small_config(tmp_path, cache_dir=str(drive_cache), steps=OVERFIT_STEPS, warmup_steps=20, lr=2e-3,
-                       log_every=50, checkpoint_every=10**6,
+    """Motion is only ever supervised by rendering other timestamps; it must beat standing still.
+
+    The scene's LiDAR-like depth is dense and rendered at the network's resolution (supersample 1),
+    so that depth supervision and the dense ground truth agree pixel for pixel: what is measured is
+    the fit, not the sampling offset of a sparse sensor.
+    """
+    world = {**SMALL_WORLD, "lidar_beams": 40, "lidar_columns_stride": 1}
+    cfg = small_config(tmp_path, cache_dir=str(drive_cache), world=world, supersample=1, steps=OVERFIT_STEPS,
+                       warmup_steps=20, lr=2e-3, log_every=100, checkpoint_every=10**6,
+                       losses=LossWeights(depth=1.0, context_depth=1.0),
                        model_overrides={**SMALL_NET, "gaussian_stride": 1})
     train(cfg, tmp_path / "overfit", progress=False)
     model = load_checkpoint(tmp_path / "overfit" / "model.safetensors")
-    clip = cached_drive(cfg.drive(0), 40, 64, drive_cache)
+    clip = cached_drive(cfg.drive(0), 40, 64, drive_cache, supersample=1)
     scores = [score_window(model, clip, start, 4) for start in (0, 2, 4)]
-    absrel = np.mean([s["depth_absrel"] for s in scores])
-    epe = np.mean([s["flow_epe3d"] for s in scores])
-    zero = np.mean([s["zero_motion_epe3d"] for s in scores])
-    assert absrel < 0.05, scores
-    assert epe < zero, scores
+    mean = {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
+    assert mean["depth_absrel"] < 0.05, scores
+    assert mean["flow_epe3d"] < mean["zero_motion_epe3d"], scores
+    assert mean["dynamic_epe3d"] < mean["dynamic_zero_epe3d"], scores
 
-
-OVERFIT_STEPS = 1500

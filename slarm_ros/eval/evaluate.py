@@ -31,6 +31,7 @@ from ..resample import area_resize, sample_nearest
 from ..semantics.scores import classify
 from ..semantics.text_encoder import default_text_encoder
 from ..stream import Reconstructor, StepResult
+from ..stream.reconstructor import sky_colors
 from ..world.config import CLASSES, GROUND_CLASSES
 from . import metrics
 
@@ -81,7 +82,8 @@ class Evaluator:
         poses = torch.as_tensor(np.stack([c.cam_to_world for c in frame_set.cameras]), dtype=torch.float64)
         return K.to(self.engine.device), poses
 
-    def _render(self, gaussians: Gaussians4D, time_s: float, frame_set, sky_token=None, affine=None, **kw):
+    def _render(self, gaussians: Gaussians4D, time_s: float, frame_set, sky_of: StepResult | None = None,
+                affine=None, **kw):
         K, poses = self.cameras(frame_set)
         # Render in a frame centred on the first camera: float32 cannot place world coordinates
         # far from the origin precisely enough for pixel-accurate projection.
@@ -89,9 +91,7 @@ class Evaluator:
         g = replace(gaussians, means=(gaussians.means.double() - centre.to(gaussians.means.device)).float())
         poses = poses.clone()
         poses[:, :3, 3] -= centre
-        sky = None
-        if sky_token is not None:
-            sky = lambda d: self.engine.model.sky_head(d, sky_token)
+        sky = sky_colors(self.engine.model, sky_of) if sky_of is not None else None
         return render_gaussians(g, time_s, poses.float().to(self.engine.device), K, self.width, self.height, sky=sky,
                                 affine=affine, **kw)
 
@@ -148,8 +148,8 @@ class Evaluator:
                                 for c in nxt.frame_set.cameras])
         still = replace(g, motion=torch.zeros_like(g.motion))
         predictions = {
-            "slarm": self._render(g, nxt.frame_set.stamp, nxt.frame_set, last.sky_token, last.affine),
-            "zero_motion": self._render(still, nxt.frame_set.stamp, nxt.frame_set, last.sky_token, last.affine),
+            "slarm": self._render(g, nxt.frame_set.stamp, nxt.frame_set, last, last.affine),
+            "zero_motion": self._render(still, nxt.frame_set.stamp, nxt.frame_set, last, last.affine),
         }
         images = {m: r.rgb.clamp(0, 1).cpu().numpy() for m, r in predictions.items()}
         images["copy_last"] = np.stack([area_resize(c.image, self.height, self.width)

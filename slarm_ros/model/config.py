@@ -81,11 +81,7 @@ class SlarmConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "SlarmConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown config keys: {unknown}")
-        return cls(**values)
+        return from_known_keys(cls, values, "config")
 
     @classmethod
     def from_json(cls, text: str) -> "SlarmConfig":
@@ -104,6 +100,15 @@ class SlarmConfig:
             available = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
             raise ValueError(f"no configuration named '{name}'; available: {available}")
         return cls.from_yaml(path)
+
+
+def from_known_keys(cls, values: dict, what: str):
+    """cls(**values), refusing keys that are not fields of the dataclass cls (typos must not pass silently)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} keys: {unknown}")
+    return cls(**values)
 
 
 def parse_attention(mode: str) -> tuple[str, int | None]:

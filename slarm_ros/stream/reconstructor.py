@@ -4,7 +4,7 @@ Each global attention layer keeps the keys and values of the last W - 1 timestep
 memory per step do not grow with the sequence. Geometry enters the network relative to an
 anchor (a camera pose and time of the current sequence) so that Plücker moments and timestamps
 stay in the range the network was trained on; when the car has driven ``anchor_max_distance``
-or the time horizon is nearly used up, the anchor moves to the oldest timestep of the window
+or ``anchor_max_age`` has passed, the anchor moves to the oldest timestep of the window
 and the window is re-encoded (a step that costs W steps, once every so many metres or seconds).
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, replace
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,11 @@ from ..ply import write_ply
 from ..resample import area_resize
 
 log = logging.getLogger(__name__)
+
+# The anchor moves on after this distance or time: training shows the network windows whose anchor
+# lies up to ``TrainConfig.anchor_lag_s`` back, so inference must not go further.
+ANCHOR_MAX_DISTANCE_M = 70.0
+ANCHOR_MAX_AGE_S = 7.0
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "slarm-tiny.safetensors"
@@ -60,17 +66,28 @@ class StepResult:
     stamp: float  # absolute seconds
     gaussians: Gaussians4D  # world frame; C*h*w Gaussians, t0 = stamp
     depth: Tensor  # (C, h, w) distance along each Gaussian's ray, metres
-    sky_token: Tensor  # (D,)
+    sky_token: Tensor  # (D,) describes the sky over directions in the anchor frame (see sky_colors)
+    anchor_rotation: np.ndarray  # (3, 3) anchor frame -> world frame at this step
     affine: Tensor  # (C, 3, 4) per-camera colour transform
     latency_s: float  # wall time of the step, preprocessing included
     window_fill: int  # timesteps the step attended to (itself included)
+
+
+def sky_colors(model: SlarmNet, result: StepResult) -> Callable[[Tensor], Tensor]:
+    """World-frame unit ray directions (..., 3) -> the sky's RGB (..., 3) of ``result``.
+
+    The network learns the sky in its anchor frame (a level camera's frame: 'up' is the same
+    for every sequence, unlike a map frame's arbitrary yaw), so directions are rotated there.
+    """
+    R = torch.as_tensor(result.anchor_rotation, dtype=result.sky_token.dtype, device=result.sky_token.device)
+    return lambda d: model.sky_head(d @ R, result.sky_token)
 
 
 class Reconstructor:
     """Streaming SLARM reconstruction over a sliding window of timesteps."""
 
     def __init__(self, model: SlarmNet, device: str = "auto", window: int | None = None,
-                 anchor_max_distance: float = 100.0):
+                 anchor_max_distance: float = ANCHOR_MAX_DISTANCE_M, anchor_max_age: float = ANCHOR_MAX_AGE_S):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.cfg: SlarmConfig = model.cfg
@@ -78,6 +95,7 @@ class Reconstructor:
         if self.window is not None and self.window < 1:
             raise ValueError(f"window must be >= 1 timesteps, got {self.window}")
         self.anchor_max_distance = anchor_max_distance
+        self.anchor_max_age = min(anchor_max_age, 0.9 * self.cfg.time_horizon)
         self.reset()
 
     @classmethod
@@ -150,7 +168,7 @@ class Reconstructor:
             return False  # an unbounded window cannot be re-encoded; causal mode is for comparison
         moved = np.linalg.norm(frames.cam_to_world[0, :3, 3] - self.anchor_pose[:3, 3])
         elapsed = frames.stamp - self.anchor_time
-        return moved > self.anchor_max_distance or elapsed > 0.9 * self.cfg.time_horizon
+        return moved > self.anchor_max_distance or elapsed > self.anchor_max_age
 
     def _rebase(self) -> None:
         """Move the anchor to the oldest frame of the window and re-encode the window."""
@@ -222,7 +240,8 @@ class Reconstructor:
 
     def _result(self, pred: Prediction, i: int, stamp: float, latency: float, fill: int) -> StepResult:
         return StepResult(stamp=stamp, gaussians=self._to_world(pred.gaussians[i]), depth=pred.depth[i],
-                          sky_token=pred.sky_tokens[i], affine=pred.affine[i], latency_s=latency, window_fill=fill)
+                          sky_token=pred.sky_tokens[i], anchor_rotation=self.anchor_pose[:3, :3].copy(),
+                          affine=pred.affine[i], latency_s=latency, window_fill=fill)
 
     def _to_world(self, g: Gaussians4D) -> Gaussians4D:
         """Anchor-frame Gaussians -> world frame, times relative to the anchor -> absolute."""

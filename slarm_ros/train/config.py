@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from ..model import SlarmConfig
-from ..model.config import CONFIG_DIR
+from ..model.config import CONFIG_DIR, from_known_keys
 from ..world.config import WorldConfig
 from .losses import LossWeights
 
@@ -32,6 +32,7 @@ class TrainConfig:
     context: int = 4  # timesteps the network sees per window
     future: int = 2  # following timesteps that may be targets
     other_scale: int = 2  # reduction of the whole-window render target
+    anchor_lag_s: float = 7.0  # windows are anchored up to this far back (the engine's ANCHOR_MAX_AGE_S)
     max_semantic_pixels: int = 8192
     # optimisation
     steps: int = 4000
@@ -77,11 +78,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown training config keys: {unknown}")
-        return cls(**values)
+        return from_known_keys(cls, values, "training config")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def cached_drive(world: WorldConfig, height: int, width: int, cache_dir: str | P
         try:
             with np.load(path) as data:
                 return DriveClip(**{f.name: data[f.name] for f in dataclasses.fields(DriveClip)})
-        except (OSError, KeyError, ValueError) as e:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
             log.warning("cached drive %s is unreadable (%s); rendering it again", path, e)
     clip = render_drive(world, height, width, supersample)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +124,7 @@ class TrainWindow:
     context: ViewBatch  # T_ctx timesteps, anchor = camera 0 of the first
     context_lidar: Tensor  # (T_ctx, C, H/s, W/s) sparse camera z on the Gaussian grid (stride s), metres
     context_steps: list[int]  # drive indices of the context
-    targets: list[TargetViews]  # first: the last context timestep; then others (see sample_window)
+    targets: list[TargetViews]  # first: a context timestep, from its own Gaussians; then others (see sample_window)
     anchor_pose: np.ndarray  # (4, 4) world pose of the anchor
 
 
@@ -143,15 +144,22 @@ def target_views(clip: DriveClip, k: int, t_anchor: float, inv_anchor: np.ndarra
 
 
 def window_at(clip: DriveClip, start: int, context: int, targets: list[tuple[int, int]], gaussian_stride: int = 1,
-              device: torch.device | str = "cpu") -> TrainWindow:
-    """The window of ``context`` timesteps from ``start``; targets are (timestep, reduction factor)."""
+              anchor_step: int | None = None, device: torch.device | str = "cpu") -> TrainWindow:
+    """The window of ``context`` timesteps from ``start``; targets are (timestep, reduction factor).
+
+    Geometry and times are relative to camera 0 at ``anchor_step`` (default: ``start``), as the
+    streaming engine's are relative to its sequence anchor, which lies some way back.
+    """
     steps = list(range(start, start + context))
     target_steps = [k for k, _ in targets]
+    anchor_step = start if anchor_step is None else anchor_step
     if steps[-1] >= clip.num_steps or max(target_steps) >= clip.num_steps or min(target_steps) < 0:
         raise IndexError(f"window {steps} / targets {target_steps} do not fit a drive of {clip.num_steps} steps")
-    anchor = clip.cam_to_world[start, 0]
+    if not 0 <= anchor_step <= start:
+        raise IndexError(f"anchor step {anchor_step} must lie in [0, {start}]")
+    anchor = clip.cam_to_world[anchor_step, 0]
     inv_anchor = np.linalg.inv(anchor)
-    t_anchor = clip.times[start]
+    t_anchor = clip.times[anchor_step]
     to = lambda x: torch.as_tensor(x, dtype=torch.float32, device=device)
     ctx = ViewBatch(images=(to(clip.images[steps]) / 255.0).permute(0, 1, 4, 2, 3).contiguous(), K=to(clip.K[steps]),
                     cam_to_anchor=to(inv_anchor @ clip.cam_to_world[steps]), times=to(clip.times[steps] - t_anchor))
@@ -163,18 +171,24 @@ def window_at(clip: DriveClip, start: int, context: int, targets: list[tuple[int
 
 
 def sample_window(clip: DriveClip, rng: np.random.Generator, context: int, future: int, other_scale: int = 2,
-                  gaussian_stride: int = 1, device: torch.device | str = "cpu") -> TrainWindow:
-    """A random window of ``context`` consecutive timesteps with two targets: the last context
-    timestep at full resolution, and one other timestep (an earlier context one or one of the
-    ``future`` following ones), reduced by ``other_scale`` (rendering the whole window is the
-    costly part of a training step)."""
+                  gaussian_stride: int = 1, max_anchor_lag: int = 0,
+                  device: torch.device | str = "cpu") -> TrainWindow:
+    """A random window of ``context`` consecutive timesteps with two targets: a context timestep
+    (rendered from its own Gaussians) at full resolution, and one other timestep (another context
+    one or one of the ``future`` following ones, rendered from the whole window), reduced by
+    ``other_scale`` (rendering the whole window is the costly part of a training step). The anchor lies 0..``max_anchor_lag`` timesteps before the
+    window's start, uniformly."""
     span = context + future
     if clip.num_steps < span:
         raise ValueError(f"drive has {clip.num_steps} timesteps; a window needs {span}")
     start = int(rng.integers(0, clip.num_steps - span + 1))
     last = start + context - 1
-    others = list(range(start, last)) + list(range(last + 1, last + 1 + future))
-    targets = [(last, 1)]
+    # Own target: mostly the last timestep (what a streaming step publishes once the window is
+    # full), sometimes an earlier one (a step with a partly filled window, after a start or reset).
+    own = last if context == 1 or rng.uniform() < 0.75 else int(rng.integers(start, last))
+    others = [k for k in range(start, last + 1 + future) if k != own]
+    targets = [(own, 1)]
     if others:
         targets.append((int(others[rng.integers(0, len(others))]), other_scale))
-    return window_at(clip, start, context, targets, gaussian_stride, device)
+    anchor_step = start - int(rng.integers(0, min(start, max_anchor_lag) + 1))
+    return window_at(clip, start, context, targets, gaussian_stride, anchor_step, device)

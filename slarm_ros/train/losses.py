@@ -23,7 +23,7 @@ class LossWeights:
     context_depth: float = 0.5  # the same for each context Gaussian's own depth (no rendering)
     sky: float = 0.05  # opacity against the sky mask
     semantic: float = 0.2  # cosine distance to the teacher's features
-    motion: float = 0.02  # magnitude of the motion coefficients
+    motion: float = 0.05  # magnitude of the motion coefficients
 
 
 def rgb_l1(pred: Tensor, target: Tensor) -> Tensor:

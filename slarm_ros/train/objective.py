@@ -1,8 +1,8 @@
 """The training objective of one window: predict from the context, render the targets, compare.
 
 Targets (see ``data.sample_window``):
-- the last context timestep, rendered from its own Gaussians: what the engine publishes for a
-  timestep must explain that timestep's images, depth and semantics on its own;
+- a context timestep (mostly the last), rendered from its own Gaussians: what the engine publishes
+  for a timestep must explain that timestep's images, depth and semantics on its own;
 - an earlier context timestep and the future timesteps, rendered from all of the window's
   Gaussians moved to the target's time: Gaussians from other timestamps only land on the
   target's pixels if their motion is right. This is the only thing that teaches motion.
@@ -60,8 +60,9 @@ def window_loss(model: SlarmNet, window: TrainWindow, teacher: SemanticTeacher, 
     terms: dict[str, list[Tensor]] = {name: [] for name in ("rgb_l1", "rgb_ssim", "depth", "sky", "semantic")}
     psnr_self = 0.0
     for j, target in enumerate(window.targets):
-        if j == 0:  # the last context timestep, from its own Gaussians
-            render = render_target(model, pred.gaussians[last], target, pred.sky_tokens[last], pred.affine[last])
+        if j == 0:  # a context timestep, from its own Gaussians
+            own = steps.index(target.step)
+            render = render_target(model, pred.gaussians[own], target, pred.sky_tokens[own], pred.affine[own])
         else:
             i = steps.index(target.step) if target.step in steps else last
             render = render_target(model, union, target, pred.sky_tokens[last], pred.affine[i])

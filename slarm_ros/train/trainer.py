@@ -31,7 +31,7 @@ from tqdm import tqdm
 from ..model import SlarmNet
 from ..model.checkpoint import load_checkpoint, save_checkpoint
 from ..stream.reconstructor import resolve_device
-from ..world.config import CLASS_ID, CLASSES
+from ..world.config import CLASS_ID, CLASSES, WorldConfig
 from .config import TrainConfig
 from .curves import plot_logs
 from .data import cached_drive, sample_window
@@ -112,14 +112,20 @@ class CsvLog:
         self.file.close()
 
 
-def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True, command: str = "") -> dict:
-    """Run (or continue) a training run in ``out``; returns the summary also written to summary.json."""
+def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True, command: str = "",
+          stop_after: int | None = None) -> dict:
+    """Run (or continue) a training run in ``out``; returns the summary also written to summary.json.
+
+    ``stop_after``: leave after this many steps of this call (for time-sliced jobs); the run is
+    resumable and its schedule still spans ``cfg.steps``.
+    """
     out = Path(out)
     with distributed(cfg.device) as env:
-        return _train(cfg, out, resume, progress and env.main, command, env)
+        return _train(cfg, out, resume, progress and env.main, command, env, stop_after)
 
 
-def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, command: str, env: Dist) -> dict:
+def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, command: str, env: Dist,
+           stop_after: int | None) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     state_path, model_path = out / "state.pt", out / "model.safetensors"
@@ -177,18 +183,21 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, command: s
                     "rng": rngs}, tmp)
         tmp.replace(state_path)
 
+    hz = cfg.world.get("hz", WorldConfig.hz)
+    max_anchor_lag = int(round(cfg.anchor_lag_s * hz))
     interval: dict[str, float] = {}
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {net_cfg.name}", unit="step", disable=not progress)
     first_step = step
     try:
-        while step < cfg.steps and not _time_up(cfg, elapsed, env):
+        last_step = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
+        while step < last_step and not _time_up(cfg, elapsed, env):
             started = time.perf_counter()
             lr = learning_rate(cfg, step, elapsed)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             drive = drives[int(rng.integers(len(drives)))]
             window = sample_window(drive, rng, cfg.context, cfg.future, cfg.other_scale, net_cfg.gaussian_stride,
-                                   env.device)
+                                   max_anchor_lag, env.device)
             result = window_loss(model, window, teacher, cfg.losses, CLASS_ID["sky"], cfg.max_semantic_pixels,
                                  forward=forward, generator=pixel_rng)
             optimizer.zero_grad(set_to_none=True)
@@ -210,6 +219,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, command: s
                 interval = {}
             if step % cfg.checkpoint_every == 0:
                 save()
+        if csv_log and interval:  # the steps since the last row, so that a resumed log misses nothing
+            csv_log.write(_row(interval, step, elapsed, lr, skipped))
         save()
     finally:
         bar.close()
