@@ -184,6 +184,7 @@ def test_overfitting_one_scene_learns_depth_and_motion_without_flow_loss(tmp_pat
     """
     world = {**SMALL_WORLD, "lidar_beams": 40, "lidar_columns_stride": 1}
     cfg = small_config(tmp_path, cache_dir=str(drive_cache), world=world, supersample=1, steps=OVERFIT_STEPS,
+                       anchor_lag_s=0.0, own_last_share=1.0,
                        warmup_steps=20, lr=2e-3, log_every=100, checkpoint_every=10**6,
                        losses=LossWeights(depth=1.0, context_depth=1.0),
                        model_overrides={**SMALL_NET, "gaussian_stride": 1})

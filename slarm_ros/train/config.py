@@ -33,6 +33,7 @@ class TrainConfig:
     future: int = 2  # following timesteps that may be targets
     other_scale: int = 2  # reduction of the whole-window render target
     anchor_lag_s: float = 7.0  # windows are anchored up to this far back (the engine's ANCHOR_MAX_AGE_S)
+    own_last_share: float = 1.0  # share of windows whose own-Gaussian target is the last timestep
     max_semantic_pixels: int = 8192
     # optimisation
     steps: int = 4000

@@ -121,7 +121,7 @@ class TargetViews:
 class TrainWindow:
     """One training example: context timesteps for the network, target timesteps to render."""
 
-    context: ViewBatch  # T_ctx timesteps, anchor = camera 0 of the first
+    context: ViewBatch  # T_ctx timesteps, relative to the anchor (camera 0 at the anchor step)
     context_lidar: Tensor  # (T_ctx, C, H/s, W/s) sparse camera z on the Gaussian grid (stride s), metres
     context_steps: list[int]  # drive indices of the context
     targets: list[TargetViews]  # first: a context timestep, from its own Gaussians; then others (see sample_window)
@@ -171,21 +171,23 @@ def window_at(clip: DriveClip, start: int, context: int, targets: list[tuple[int
 
 
 def sample_window(clip: DriveClip, rng: np.random.Generator, context: int, future: int, other_scale: int = 2,
-                  gaussian_stride: int = 1, max_anchor_lag: int = 0,
+                  gaussian_stride: int = 1, max_anchor_lag: int = 0, own_last_share: float = 1.0,
                   device: torch.device | str = "cpu") -> TrainWindow:
     """A random window of ``context`` consecutive timesteps with two targets: a context timestep
     (rendered from its own Gaussians) at full resolution, and one other timestep (another context
     one or one of the ``future`` following ones, rendered from the whole window), reduced by
-    ``other_scale`` (rendering the whole window is the costly part of a training step). The anchor lies 0..``max_anchor_lag`` timesteps before the
-    window's start, uniformly."""
+    ``other_scale`` (rendering the whole window is the costly part of a training step).
+    The anchor lies 0..``max_anchor_lag`` timesteps before the window's start, uniformly.
+    The own target is the last context timestep with probability ``own_last_share``, else an
+    earlier one (as a streaming step with a partly filled window publishes). Measured: 0.75 stalls
+    motion learning (the other target is then often the last timestep, which needs no motion from
+    the Gaussians that explain it), 1.0 does not."""
     span = context + future
     if clip.num_steps < span:
         raise ValueError(f"drive has {clip.num_steps} timesteps; a window needs {span}")
     start = int(rng.integers(0, clip.num_steps - span + 1))
     last = start + context - 1
-    # Own target: mostly the last timestep (what a streaming step publishes once the window is
-    # full), sometimes an earlier one (a step with a partly filled window, after a start or reset).
-    own = last if context == 1 or rng.uniform() < 0.75 else int(rng.integers(start, last))
+    own = last if context == 1 or rng.uniform() < own_last_share else int(rng.integers(start, last))
     others = [k for k in range(start, last + 1 + future) if k != own]
     targets = [(own, 1)]
     if others:

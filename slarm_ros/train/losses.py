@@ -23,7 +23,8 @@ class LossWeights:
     context_depth: float = 0.5  # the same for each context Gaussian's own depth (no rendering)
     sky: float = 0.05  # opacity against the sky mask
     semantic: float = 0.2  # cosine distance to the teacher's features
-    motion: float = 0.05  # magnitude of the motion coefficients
+    motion: float = 0.05  # mean |motion coefficient| (L1: static parts get exactly no motion)
+    motion_l2: float = 0.0  # mean squared motion coefficient (no dead zone around zero motion)
 
 
 def rgb_l1(pred: Tensor, target: Tensor) -> Tensor:
@@ -73,3 +74,10 @@ def motion_magnitude(motion: Tensor) -> Tensor:
     if motion.numel() == 0:
         return motion.sum()
     return motion.abs().mean()
+
+
+def motion_energy(motion: Tensor) -> Tensor:
+    """Mean squared motion coefficient (N, D, 3); zero for static Gaussians (D = 0)."""
+    if motion.numel() == 0:
+        return motion.sum()
+    return motion.square().mean()

@@ -82,5 +82,6 @@ def window_loss(model: SlarmNet, window: TrainWindow, teacher: SemanticTeacher, 
     parts["context_depth"] = losses.depth_relative(camera_depth(pred.depth, window.context.K, model.cfg),
                                                    window.context_lidar)
     parts["motion"] = losses.motion_magnitude(union.motion)
+    parts["motion_l2"] = losses.motion_energy(union.motion)
     total = sum(getattr(weights, name) * value for name, value in parts.items())
     return WindowLoss(total=total, parts={k: v.detach() for k, v in parts.items()}, psnr_self=psnr_self)

@@ -40,8 +40,8 @@ from .teacher import ClassNameTeacher
 
 log = logging.getLogger(__name__)
 
-LOG_FIELDS = ("step", "elapsed_s", "lr", "loss", "rgb_l1", "rgb_ssim", "depth", "context_depth", "sky", "semantic", "motion",
-              "psnr_self", "grad_norm", "s_per_step", "skipped")
+LOG_FIELDS = ("step", "elapsed_s", "lr", "loss", "rgb_l1", "rgb_ssim", "depth", "context_depth", "sky", "semantic",
+              "motion", "motion_l2", "psnr_self", "grad_norm", "s_per_step", "skipped")
 
 
 class TrainError(RuntimeError):
@@ -197,7 +197,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, command: s
                 group["lr"] = lr
             drive = drives[int(rng.integers(len(drives)))]
             window = sample_window(drive, rng, cfg.context, cfg.future, cfg.other_scale, net_cfg.gaussian_stride,
-                                   max_anchor_lag, env.device)
+                                   max_anchor_lag, cfg.own_last_share, env.device)
             result = window_loss(model, window, teacher, cfg.losses, CLASS_ID["sky"], cfg.max_semantic_pixels,
                                  forward=forward, generator=pixel_rng)
             optimizer.zero_grad(set_to_none=True)
