@@ -283,5 +283,5 @@ def _final_losses(path: Path, rows: int = 10) -> dict:
         table = list(csv.DictReader(f))[-rows:]
     if not table:
         return {}
-    keys = [k for k in LOG_FIELDS if k not in ("step", "elapsed_s", "lr", "skipped", "s_per_step")]
+    keys = [k for k in LOG_FIELDS if k not in ("step", "elapsed_s", "lr", "skipped", "s_per_step") and k in table[0]]
     return {k: float(np.mean([float(r[k]) for r in table])) for k in keys}
