@@ -136,7 +136,7 @@ def target_views(clip: DriveClip, k: int, t_anchor: float, inv_anchor: np.ndarra
     images = np.stack([area_resize(im, h, w) for im in clip.images[k]])
     lidar = np.stack([pool_sparse(d, h, w) for d in clip.lidar[k]])
     semantic = np.stack([sample_nearest(s, h, w) for s in clip.semantic[k]])
-    K = scale_intrinsics(torch.as_tensor(clip.K[k]), 1 / scale, 1 / scale) if scale != 1 else torch.as_tensor(clip.K[k])
+    K = scale_intrinsics(torch.as_tensor(clip.K[k]), 1 / scale, 1 / scale)  # the identity for scale 1
     to = lambda x, dtype=torch.float32: torch.as_tensor(x, dtype=dtype, device=device)
     return TargetViews(time=float(clip.times[k] - t_anchor), step=k, images=to(images) / 255.0, K=to(K),
                        cam_to_anchor=to(inv_anchor @ clip.cam_to_world[k]), lidar=to(lidar),
