@@ -17,7 +17,7 @@ from slarm_ros.model import SlarmNet
 from slarm_ros.model.checkpoint import CheckpointError, load_checkpoint
 from slarm_ros.train.config import TrainConfig
 from slarm_ros.train.data import cached_drive, sample_window, window_at
-from slarm_ros.train.losses import LossWeights
+from slarm_ros.train.losses import LossWeights, semantic_losses
 from slarm_ros.train.objective import window_loss
 from slarm_ros.train.teacher import ClassNameTeacher
 from slarm_ros.train.trainer import TrainError, learning_rate, train
@@ -197,3 +197,29 @@ def test_overfitting_one_scene_learns_depth_and_motion_without_flow_loss(tmp_pat
     assert mean["flow_epe3d"] < mean["zero_motion_epe3d"], scores
     assert mean["dynamic_epe3d"] < mean["dynamic_zero_epe3d"], scores
 
+
+
+def test_the_semantic_class_term_weighs_every_class_equally_and_rewards_the_right_name():
+    torch.manual_seed(0)
+    vocabulary = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    projection = torch.nn.Linear(8, 8)
+    with torch.no_grad():
+        projection.weight.copy_(torch.eye(8))
+        projection.bias.zero_()
+    labels = torch.zeros(1, 10, 10, dtype=torch.long)
+    labels[0, 0, 0] = 1  # one pixel of a thin class among 99 of a large one
+    teacher = vocabulary[labels]
+    alpha = torch.ones(1, 10, 10)
+
+    def class_loss(features):
+        return float(semantic_losses(features, alpha, teacher, projection, 1000, vocabulary).classes)
+
+    right = class_loss(teacher.clone())
+    thin_wrong = teacher.clone()
+    thin_wrong[0, 0, 0] = vocabulary[0]  # the thin pixel named as the large class
+    large_wrong = teacher.clone()
+    large_wrong[0, 1, 0] = vocabulary[1]  # one pixel of the large class named as the thin one
+    assert right < 0.05
+    # both classes count equally, so the one thin pixel weighs as much as all 99 large ones
+    assert class_loss(thin_wrong) > 50 * class_loss(large_wrong)
+    assert float(semantic_losses(teacher, alpha, teacher, projection, 1000, None).classes) == 0.0

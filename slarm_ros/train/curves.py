@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 PANELS = (("loss", "total loss"), ("rgb_l1", "RGB L1"), ("rgb_ssim", "1 - SSIM"), ("depth", "depth rel. error (render)"),
-          ("context_depth", "depth rel. error (own)"), ("semantic", "1 - cos (semantic)"), ("sky", "sky BCE"),
+          ("context_depth", "depth rel. error (own)"), ("semantic", "1 - cos (semantic)"),
+          ("semantic_classes", "class cross-entropy (semantic)"), ("sky", "sky BCE"),
           ("motion", "mean |motion coeff.|"), ("psnr_self", "PSNR own render (dB)"))
 
 
@@ -27,7 +28,8 @@ def plot_logs(logs: dict[str, str | Path], out: str | Path, x: str = "step") -> 
     import matplotlib.pyplot as plt
 
     data = {label: read_log(path) for label, path in logs.items()}
-    fig, axes = plt.subplots(3, 3, figsize=(13, 9))
+    rows = -(-len(PANELS) // 4)
+    fig, axes = plt.subplots(rows, 4, figsize=(16, 3 * rows))
     for ax, (key, title) in zip(axes.flat, PANELS):
         for label, table in data.items():
             if key in table and x in table:
@@ -35,7 +37,7 @@ def plot_logs(logs: dict[str, str | Path], out: str | Path, x: str = "step") -> 
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(x.replace("_", " "), fontsize=8)
         ax.grid(alpha=0.3)
-        if key not in ("psnr_self",):
+        if key not in ("psnr_self",) and any(np.nanmin(t[key]) > 0 for t in data.values() if key in t):
             ax.set_yscale("log")
     if len(data) > 1:
         axes.flat[0].legend(fontsize=8)

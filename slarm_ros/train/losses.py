@@ -23,6 +23,7 @@ class LossWeights:
     context_depth: float = 0.5  # the same for each context Gaussian's own depth (no rendering)
     sky: float = 0.05  # opacity against the sky mask
     semantic: float = 0.2  # cosine distance to the teacher's features
+    semantic_classes: float = 0.05  # class-balanced cross-entropy over the teacher's vocabulary
     motion: float = 0.05  # mean |motion coefficient| (L1: static parts get exactly no motion)
     motion_l2: float = 0.0  # mean squared motion coefficient (no dead zone around zero motion)
 
@@ -51,22 +52,45 @@ def sky_opacity(alpha: Tensor, sky: Tensor) -> Tensor:
     return F.binary_cross_entropy(alpha.clamp(1e-4, 1 - 1e-4), (~sky).to(alpha.dtype))
 
 
-def semantic_cosine(features: Tensor, alpha: Tensor, teacher: Tensor, projection: torch.nn.Linear,
-                    max_pixels: int, generator: torch.Generator | None = None) -> Tensor:
-    """1 - cos(projected rendered feature, teacher feature) over covered pixels (alpha > 0.5).
+@dataclass(frozen=True)
+class SemanticLosses:
+    cosine: Tensor  # 1 - cos(rendered, teacher), mean over sampled pixels
+    classes: Tensor  # class-balanced cross-entropy over the vocabulary (0 without one)
 
-    features (V, H, W, F) alpha-weighted; alpha (V, H, W); teacher (V, H, W, D) unit vectors.
-    At most ``max_pixels`` random pixels are used (the loss is an average; a sample estimates it).
+
+def semantic_losses(features: Tensor, alpha: Tensor, teacher: Tensor, projection: torch.nn.Linear,
+                    max_pixels: int, vocabulary: Tensor | None = None, temperature: float = 0.05,
+                    generator: torch.Generator | None = None) -> SemanticLosses:
+    """Distillation of rendered features into the teacher's, over covered pixels (alpha > 0.5).
+
+    features (V, H, W, F) alpha-weighted; alpha (V, H, W); teacher (V, H, W, D) unit vectors;
+    vocabulary (C, D) unit text embeddings of the names the teacher tells apart, or None.
+    At most ``max_pixels`` random pixels are used (the losses are averages; a sample estimates them).
+
+    The cosine term alone lets small classes drift towards large ones whose names embed nearby
+    ("pole" near "building"), which is what a query by name then gets wrong. The class term scores
+    each pixel's cosines to every name, as a query does, with the teacher's nearest name as the
+    label, and weighs every class present equally so thin classes count as much as the road.
     """
     covered = (alpha.detach() > 0.5).flatten().nonzero().squeeze(1)
     if covered.numel() == 0:
-        return features.sum() * 0
+        zero = features.sum() * 0
+        return SemanticLosses(zero, zero)
     if covered.numel() > max_pixels:
         pick = torch.randperm(covered.numel(), generator=generator, device="cpu")[:max_pixels]
         covered = covered[pick.to(covered.device)]
     f = features.flatten(0, 2)[covered] / alpha.flatten()[covered, None]
     embedded = language_embeddings(f, projection)
-    return 1 - (embedded * teacher.flatten(0, 2)[covered]).sum(-1).mean()
+    target = teacher.flatten(0, 2)[covered]
+    cosine = 1 - (embedded * target).sum(-1).mean()
+    if vocabulary is None:
+        return SemanticLosses(cosine, features.sum() * 0)
+    vocabulary = vocabulary.to(embedded)
+    labels = (target @ vocabulary.T).argmax(-1)
+    per_pixel = F.cross_entropy(embedded @ vocabulary.T / temperature, labels, reduction="none")
+    counts = torch.bincount(labels, minlength=vocabulary.shape[0]).to(per_pixel)
+    classes = (per_pixel / counts[labels]).sum() / (counts > 0).sum()
+    return SemanticLosses(cosine, classes)
 
 
 def motion_magnitude(motion: Tensor) -> Tensor:

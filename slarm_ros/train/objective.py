@@ -57,7 +57,8 @@ def window_loss(model: SlarmNet, window: TrainWindow, teacher: SemanticTeacher, 
     last = len(steps) - 1
     union = Gaussians4D.cat(pred.gaussians)
 
-    terms: dict[str, list[Tensor]] = {name: [] for name in ("rgb_l1", "rgb_ssim", "depth", "sky", "semantic")}
+    terms: dict[str, list[Tensor]] = {name: [] for name in ("rgb_l1", "rgb_ssim", "depth", "sky", "semantic",
+                                                          "semantic_classes")}
     psnr_self = 0.0
     for j, target in enumerate(window.targets):
         if j == 0:  # a context timestep, from its own Gaussians
@@ -72,8 +73,10 @@ def window_loss(model: SlarmNet, window: TrainWindow, teacher: SemanticTeacher, 
         terms["depth"].append(losses.depth_relative(depth, target.lidar))
         terms["sky"].append(losses.sky_opacity(alpha, target.semantic == sky_class))
         teacher_features = teacher.features(target.images, target.semantic)
-        terms["semantic"].append(losses.semantic_cosine(render.features, alpha, teacher_features,
-                                                        model.semantic_projection, max_semantic_pixels, generator))
+        semantic = losses.semantic_losses(render.features, alpha, teacher_features, model.semantic_projection,
+                                          max_semantic_pixels, teacher.vocabulary, generator=generator)
+        terms["semantic"].append(semantic.cosine)
+        terms["semantic_classes"].append(semantic.classes)
         if j == 0:
             with torch.no_grad():
                 mse = ((render.rgb.clamp(0, 1) - target.images) ** 2).mean().clamp_min(1e-10)

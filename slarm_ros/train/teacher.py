@@ -17,6 +17,7 @@ from ..semantics.text_encoder import default_text_encoder
 
 class SemanticTeacher(Protocol):
     dim: int
+    vocabulary: Tensor | None  # (C, dim) unit embeddings of the names it tells apart, if it has a label set
 
     def features(self, images: Tensor, labels: Tensor | None) -> Tensor:
         """images (V, H, W, 3) in [0, 1]; labels (V, H, W) class ids where the data has them ->
@@ -31,6 +32,7 @@ class ClassNameTeacher:
         self.class_names = tuple(class_names)
         self.table = default_text_encoder().encode(list(self.class_names)).to(device)  # (classes, dim)
         self.dim = self.table.shape[1]
+        self.vocabulary = self.table.clone()  # the encoder returns inference tensors, which autograd refuses
 
     def features(self, images: Tensor, labels: Tensor | None) -> Tensor:
         if labels is None:

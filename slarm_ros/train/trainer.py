@@ -41,6 +41,7 @@ from .teacher import ClassNameTeacher
 log = logging.getLogger(__name__)
 
 LOG_FIELDS = ("step", "elapsed_s", "lr", "loss", "rgb_l1", "rgb_ssim", "depth", "context_depth", "sky", "semantic",
+              "semantic_classes",
               "motion", "motion_l2", "psnr_self", "grad_norm", "s_per_step", "skipped")
 
 
