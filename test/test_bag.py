@@ -160,3 +160,18 @@ def test_sets_outside_the_tf_range_are_skipped_and_listed(tmp_path):
     samples = list(reader)
     assert len(samples) == 1 and samples[0].frame_set.stamp == pytest.approx(10.05)
     assert len(reader.skipped) == 1 and "extrapolation into the future" in reader.skipped[0]
+
+
+def test_header_stamps_are_read_and_rewritten_in_serialized_bytes():
+    from slarm_ros.bag.messages import TYPESTORE, cdr_header_stamp, image, set_cdr_header_stamp
+
+    raw = TYPESTORE.serialize_cdr(image(5.25, "front_optical", np.arange(72, dtype=np.uint8).reshape(4, 6, 3), "rgb8"),
+                                  "sensor_msgs/msg/Image")
+    assert cdr_header_stamp(raw) == pytest.approx(5.25)
+    out = set_cdr_header_stamp(raw, 1700000000, 123456789)
+    msg = TYPESTORE.deserialize_cdr(out, "sensor_msgs/msg/Image")
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (1700000000, 123456789)
+    assert msg.header.frame_id == "front_optical" and msg.data.tolist() == list(range(72))  # nothing else moved
+    for bad in (b"", b"\x00\x07\x00\x00" + bytes(8), b"\x00\x01"):
+        with pytest.raises(ValueError):
+            set_cdr_header_stamp(bad, 1, 2)

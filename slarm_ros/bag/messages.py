@@ -33,6 +33,14 @@ def cdr_header_stamp(raw: bytes) -> float:
     return sec + nanosec * 1e-9
 
 
+def set_cdr_header_stamp(raw: bytes, sec: int, nanosec: int) -> bytes:
+    """A copy of a serialized message that starts with std_msgs/Header, with the stamp replaced."""
+    cdr_header_stamp(raw)  # checks that it is CDR
+    out = bytearray(raw)
+    struct.pack_into("<iI" if out[1] == 1 else ">iI", out, 4, sec, nanosec)
+    return bytes(out)
+
+
 def to_seconds(time_msg) -> float:
     return time_msg.sec + time_msg.nanosec * 1e-9
 

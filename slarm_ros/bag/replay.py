@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .messages import set_cdr_header_stamp
 from .reader import BagError, open_reader
 from . import topics as bag_topics
 
@@ -37,20 +38,47 @@ class ReplayStats:
     loops: int = 0
 
 
+def _starts_with_header(msgtype: str) -> bool:
+    fields = message_class(msgtype).get_fields_and_field_types()
+    return next(iter(fields.items()), (None, None)) == ("header", "std_msgs/Header")
+
+
 def _restamped(raw, conn, now: float) -> bytes:
-    """The message with its header stamps set to ``now`` (static transforms keep theirs)."""
+    """The message with its header stamps set to ``now`` (static transforms keep theirs).
+
+    A message that starts with a std_msgs/Header (images, camera_info) gets its stamp written
+    into the CDR bytes in place: decoding and encoding a camera image would delay it by
+    milliseconds, which a live camera driver does not.
+    """
     from builtin_interfaces.msg import Time
     from rclpy.serialization import deserialize_message, serialize_message
 
     if conn.topic in LATCHED_TOPICS:
         return bytes(raw)
+    sec, nanosec = int(now), int(round((now % 1) * 1e9))
+    sec, nanosec = (sec + 1, nanosec - 1_000_000_000) if nanosec >= 1_000_000_000 else (sec, nanosec)
+    if _starts_with_header(conn.msgtype):
+        return set_cdr_header_stamp(raw, sec, nanosec)
     msg = deserialize_message(bytes(raw), message_class(conn.msgtype))
-    stamp = Time(sec=int(now), nanosec=int((now % 1) * 1e9))
+    stamp = Time(sec=sec, nanosec=nanosec)
     if hasattr(msg, "header"):
         msg.header.stamp = stamp
     for ts in getattr(msg, "transforms", []):
         ts.header.stamp = stamp
     return serialize_message(msg)
+
+
+def _timesteps(reader, conns):
+    """The bag's messages grouped by receive timestamp: (timestamp ns, [(connection, raw), ...])."""
+    group, current = [], None
+    for conn, timestamp, raw in reader.messages(connections=conns):
+        if group and timestamp != current:
+            yield current, group
+            group = []
+        current = timestamp
+        group.append((conn, bytes(raw)))  # held past the reader's next step
+    if group:
+        yield current, group
 
 
 def _wait_for_matches(node, publishers: dict, minimum: float, maximum: float, log,
@@ -128,24 +156,26 @@ def replay(path: str | Path, rate: float = 1.0, include: list[str] | None = None
                 wall0, epoch0 = time.monotonic(), time.time()
                 bag0 = None
                 last_clock = None
-                for conn, timestamp, raw in reader.messages(connections=conns):
+                for timestamp, group in _timesteps(reader, conns):
                     bag0 = timestamp if bag0 is None else bag0
-                    due = wall0 + (timestamp - bag0) / 1e9 / rate
-                    delay = due - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
+                    scheduled = (timestamp - bag0) / 1e9 / rate
                     if restamp:
                         # one stamp per timestep, as a synchronised rig gives: its scheduled wall time
-                        raw = _restamped(raw, conn, epoch0 + (timestamp - bag0) / 1e9 / rate)
+                        group = [(conn, _restamped(raw, conn, epoch0 + scheduled)) for conn, raw in group]
+                    # Everything of a timestep is read and restamped before its due time, then sent
+                    # back to back, so that the last camera is not late by the others' decoding.
+                    delay = wall0 + scheduled - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
                     if clock_pub is not None and timestamp != last_clock:
                         clock_pub.publish(Clock(clock=Time(sec=timestamp // 1_000_000_000,
                                                            nanosec=timestamp % 1_000_000_000)))
                         last_clock = timestamp
                         stats.clock_messages += 1
-                    publishers[conn.topic].publish(bytes(raw))
-                    stats.messages += 1
-                    if bag0 is not None:
-                        stats.bag_s = max(stats.bag_s, (timestamp - bag0) / 1e9)
+                    for conn, raw in group:
+                        publishers[conn.topic].publish(raw)
+                    stats.messages += len(group)
+                    stats.bag_s = max(stats.bag_s, (timestamp - bag0) / 1e9)
                 stats.loops = loop + 1
             stats.wall_s = time.monotonic() - started
             # Reliable messages still in flight die with this process: wait until they are acknowledged.

@@ -19,6 +19,7 @@ from ..ros.processes import ProcessSet
 
 
 def run(args: argparse.Namespace) -> dict:
+    from ..ros.node import STAGES
     from ..world.config import WorldConfig
     from ..world.make import make_world_bag
 
@@ -53,11 +54,14 @@ def run(args: argparse.Namespace) -> dict:
         "frames": int(len(lat)), "frames_in": int(diag.get("frames_in", 0)), "drops": int(diag.get("drops", 0)),
         "skipped": {k: int(v) for k, v in diag.items() if k.startswith("skipped_")},
         "input_hz": args.hz, "cameras": 3, "points_per_frame": float(np.mean(result["points"])) if result["points"] else 0,
+        "node_stages_p50_ms": {name: float(diag.get(f"{name}_p50_ms", "nan")) for name in STAGES},
+        "input_delay_p50_ms": float(diag.get("input_delay_p50_ms", "nan")),
         "device": diag.get("device", "?"), "latency_ms": [round(x, 2) for x in lat.tolist()],
     }
     (out / "node.json").write_text(json.dumps(report, indent=1))
     for key in ("e2e_p50_ms", "e2e_p95_ms", "engine_step_p50_ms", "node_processing_p50_ms", "outside_network_share",
-                "frames", "frames_in", "drops", "skipped"):
+                "frames", "frames_in", "drops", "skipped", "node_stages_p50_ms",
+                "input_delay_p50_ms"):
         print(f"{key}: {report[key]:.3f}" if isinstance(report[key], float) else f"{key}: {report[key]}")
     print(f"wrote {out / 'node.json'}")
     return report

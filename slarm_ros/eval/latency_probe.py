@@ -13,6 +13,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
 
+from ..bag.messages import TYPESTORE, cdr_header_stamp
+
 
 def main() -> int:
     node_name, idle, longest = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
@@ -21,10 +23,10 @@ def main() -> int:
     latencies, points, diag = [], [], {}
     last = {"t": None}
 
-    def on_points(msg: PointCloud2) -> None:
-        now = time.time()
-        latencies.append((now - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)) * 1000)
-        points.append(msg.width)
+    def on_points(raw: bytes) -> None:
+        now = time.time()  # on arrival: decoding the cloud is the probe's work, not the node's
+        latencies.append((now - cdr_header_stamp(raw)) * 1000)
+        points.append(int(TYPESTORE.deserialize_cdr(raw, "sensor_msgs/msg/PointCloud2").width))
         last["t"] = time.monotonic()
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
@@ -33,7 +35,7 @@ def main() -> int:
                 diag.update({kv.key: kv.value for kv in status.values})
 
     node.create_subscription(PointCloud2, f"{node_name}/points", on_points,
-                             QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+                             QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE), raw=True)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
     started = time.monotonic()
     while time.monotonic() - started < longest:

@@ -45,6 +45,9 @@ from .qos import qos_from_name
 from .transforms import TransformSource
 
 MAX_QUERIES = 16
+# Stages of a timestep: queued (matched -> worker), decode (images, camera_info, TF), network (the
+# engine step), products (points, query scores), publish (the ~/points message).
+STAGES = ("queued", "decode", "network", "products", "publish")
 OUTPUTS = {  # topic (relative to the node) -> type: what the node publishes, for RViz and tests
     "~/points": PointCloud2,
     "~/scene_flow": MarkerArray,
@@ -95,17 +98,22 @@ class SlarmNode(Node):
         self.wake = threading.Condition(self.lock)
         self.stats = Counter()
         self.latency_ms: deque = deque(maxlen=200)
-        self.network_ms: deque = deque(maxlen=200)
+        # Where a timestep's time goes, received (matched) -> ~/points published, in ms.
+        self.stage_ms: dict[str, deque] = {name: deque(maxlen=200) for name in STAGES}
+        self.input_delay_ms: deque = deque(maxlen=200)
         self.done_times: deque = deque(maxlen=50)
         self.last_stamp: float | None = None
         self.reset_requested = False
         self.running = True
 
         in_qos, out_qos = qos_from_name(p.input_qos), qos_from_name(p.output_qos)
+        # Images first: the executor serves ready subscriptions in the order they were created, and
+        # the last camera's image is what completes a timestep.
         for cam in p.cameras:
             # Raw: the callback reads only the stamp; the worker decodes the image off the executor.
             self.create_subscription(Image, p.image_topic.format(camera=cam),
                                      lambda raw, cam=cam: self._on_image(cam, raw), in_qos, raw=True)
+        for cam in p.cameras:
             self.create_subscription(CameraInfo, p.camera_info_topic.format(camera=cam),
                                      lambda msg, cam=cam: self.camera_info.__setitem__(cam, msg), in_qos)
         self.pubs = {topic: self.create_publisher(kind, topic, out_qos) for topic, kind in OUTPUTS.items()}
@@ -138,6 +146,8 @@ class SlarmNode(Node):
                     self.pending.popleft()
                     self.stats["drops"] += 1
                 self.pending.append((stamp, matched, time.perf_counter()))
+                # Only meaningful for wall-clock stamps (live cameras): how late a matched set arrives.
+                self.input_delay_ms.append((time.time() - stamp) * 1000)
                 self.wake.notify()
 
     # --- the worker ------------------------------------------------------------------------------
@@ -199,6 +209,7 @@ class SlarmNode(Node):
 
     def _process(self, stamp: float, matched: dict, received: float) -> None:
         p = self.params
+        started = time.perf_counter()
         if self.last_stamp is not None and stamp <= self.last_stamp:
             self.get_logger().warning(f"time went back from {self.last_stamp:.3f} s to {stamp:.3f} s (a bag loop?): "
                                    "starting a new sequence")
@@ -212,18 +223,20 @@ class SlarmNode(Node):
         if built is None:
             return
         frame_set, newest = built
+        decoded = time.perf_counter()
         try:
             result = self.engine.step(frame_set)
         except FrameError as e:
             self._skip("bad_input", f"timestep at {stamp:.3f} s rejected: {e}")
             return
         self.last_stamp = stamp
+        stepped = time.perf_counter()
         points = point_products(result, p.min_opacity)
         with self.lock:
             queries, text, threshold = list(self.queries), self.query_text, self.threshold
         label = np.full(points.num, -1, np.int32)
         score = np.zeros(points.num, np.float32)
-        occupancies = []
+        scores = None
         if queries and points.num:
             with torch.inference_mode():
                 scores = query_scores(torch.from_numpy(points.features).to(self.engine.device),
@@ -231,26 +244,42 @@ class SlarmNode(Node):
             best = scores.argmax(axis=1)
             score = scores[np.arange(points.num), best]
             label = np.where(score >= threshold, best, -1).astype(np.int32)
+
+        # The points first: they are what most consumers wait for; the other outputs derive from them.
+        header = Header(stamp=newest, frame_id=p.world_frame)
+        products = time.perf_counter()
+        self.pubs["~/points"].publish(conversions.point_cloud(header, points.xyz, points.rgb, label, score,
+                                                              points.velocity))
+        published = time.perf_counter()
+        with self.lock:
+            self.stats["frames_out"] += 1
+            self.latency_ms.append((published - received) * 1000)
+            for name, ms in zip(STAGES, (started - received, decoded - started, result.latency_s,
+                                         products - stepped, published - products)):
+                self.stage_ms[name].append(ms * 1000)
+            self.done_times.append(time.monotonic())
+
+        if self._wanted("~/scene_flow"):
+            self.pubs["~/scene_flow"].publish(conversions.flow_markers(
+                header, points.xyz, points.velocity, p.flow_stride, p.flow_min_speed, p.flow_arrow_seconds))
+        occupancies = []
+        if scores is not None:
             centre = frame_set.cameras[0].cam_to_world[:3, 3]
             grid = GridSpec.around(centre, p.occupancy_half_extent, centre[2] + p.occupancy_z_min,
                                    centre[2] + p.occupancy_z_max, p.voxel_size)
             occupancies = [query_occupancy(q, points.xyz, scores[:, i], grid, threshold) for i, q in enumerate(queries)]
-
-        header = Header(stamp=newest, frame_id=p.world_frame)
-        self.pubs["~/points"].publish(conversions.point_cloud(header, points.xyz, points.rgb, label, score,
-                                                              points.velocity))
-        self.pubs["~/scene_flow"].publish(conversions.flow_markers(header, points.xyz, points.velocity, p.flow_stride,
-                                                                   p.flow_min_speed, p.flow_arrow_seconds))
-        for occ in occupancies:
-            self.pubs["~/semantic_occupancy"].publish(conversions.semantic_occupancy(header, occ))
-        if occupancies:
+        if self._wanted("~/semantic_occupancy"):
+            for occ in occupancies:
+                self.pubs["~/semantic_occupancy"].publish(conversions.semantic_occupancy(header, occ))
+        if occupancies and self._wanted("~/semantic_occupancy_grid"):
             self.pubs["~/semantic_occupancy_grid"].publish(conversions.occupancy_grid(header, _union(occupancies)))
         with self.lock:
             self.last_occupancy = {o.query: o for o in occupancies}
-            self.stats["frames_out"] += 1
-            self.latency_ms.append((time.perf_counter() - received) * 1000)
-            self.network_ms.append(result.latency_s * 1000)
-            self.done_times.append(time.monotonic())
+
+    def _wanted(self, topic: str) -> bool:
+        """Whether anyone subscribes to an optional output (as image_pipeline's lazy outputs: no
+        subscriber, no work). The occupancy statistics the query service reports are kept regardless."""
+        return self.pubs[topic].get_subscription_count() > 0
 
     # --- services --------------------------------------------------------------------------------
     def _set_queries(self, raw: list, threshold: float) -> None:
@@ -302,7 +331,8 @@ class SlarmNode(Node):
         with self.lock:
             stats = dict(self.stats)
             lat = np.array(self.latency_ms) if self.latency_ms else np.array([np.nan])
-            net = np.array(self.network_ms) if self.network_ms else np.array([np.nan])
+            stages = {name: float(np.median(v)) if v else float("nan") for name, v in self.stage_ms.items()}
+            input_delay = float(np.median(self.input_delay_ms)) if self.input_delay_ms else float("nan")
             times = list(self.done_times)
             queries = list(self.queries)
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
@@ -310,7 +340,8 @@ class SlarmNode(Node):
             "frames_in": stats.get("frames_in", 0), "frames_out": stats.get("frames_out", 0),
             "drops": stats.get("drops", 0) + self.sync.dropped,
             "latency_p50_ms": float(np.nanmedian(lat)), "latency_p95_ms": float(np.nanpercentile(lat, 95)),
-            "network_p50_ms": float(np.nanmedian(net)), "rate_hz": rate,
+            **{f"{name}_p50_ms": ms for name, ms in stages.items()}, "input_delay_p50_ms": input_delay,
+            "rate_hz": rate,
             "window_fill": self.engine.window_fill, "window": self.engine.window or 0,
             "device": str(self.engine.device), "tf_backend": self.tf.backend, "queries": ", ".join(queries),
             "tf_rejected": self.tf.rejected,
@@ -350,6 +381,9 @@ def _union(occupancies: list[QueryOccupancy]) -> QueryOccupancy:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The executor thread hands a matched timestep to the worker thread: a short GIL switch interval
+    # (5 ms by default) lets the worker start as soon as it is woken.
+    sys.setswitchinterval(0.0005)
     rclpy.init(args=argv)
     try:
         node = SlarmNode()

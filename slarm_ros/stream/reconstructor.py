@@ -200,7 +200,8 @@ class Reconstructor:
         self.recent.append(frames)
         self.last_stamp = frames.stamp
         self.steps += 1
-        result = self._result(pred, 0, frames.stamp, time.perf_counter() - started, fill)
+        result = self._result(pred, 0, frames.stamp, 0.0, fill)
+        result = replace(result, latency_s=time.perf_counter() - started)  # the move to the world frame included
         self.window_results.append(result)
         return result
 
@@ -233,8 +234,9 @@ class Reconstructor:
                 self.camera_names = fs.names
             self._set_anchor(prepared[0])
             pred = self.model(self._batch(prepared), attention)
+            results = [self._result(pred, i, f.stamp, 0.0, len(prepared)) for i, f in enumerate(prepared)]
             elapsed = (time.perf_counter() - started) / len(prepared)
-            return [self._result(pred, i, f.stamp, elapsed, len(prepared)) for i, f in enumerate(prepared)]
+            return [replace(r, latency_s=elapsed) for r in results]
         finally:
             self.anchor_pose, self.anchor_time, self.camera_names = saved
 
