@@ -60,3 +60,16 @@ def test_segmentation_scores_by_hand():
     assert out["miou"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
     assert out["semantic_accuracy"] == pytest.approx(4 / 6)
     assert out["iou"]["d"] is None
+
+
+def test_single_query_thresholds_count_and_pick_the_separating_threshold():
+    from slarm_ros.eval.metrics import threshold_counts, threshold_scores
+
+    gt = np.array([0, 0, 1, 1])
+    scores = np.array([[0.9, 0.5], [0.8, 0.6], [0.55, 0.9], [0.5, 0.85]])  # class 1 scores 0.5-0.6 on class 0
+    counts = threshold_counts(scores, gt, thresholds=(0.4, 0.7))
+    assert counts[0].tolist() == [[2, 2, 0], [2, 2, 0]]  # at 0.4 every pixel matches both names
+    assert counts[1].tolist() == [[2, 0, 0], [2, 0, 0]]
+    scored = threshold_scores(counts, ["a", "b"], thresholds=(0.4, 0.7))
+    assert scored["query_miou"] == {"0.40": 0.5, "0.70": 1.0}
+    assert scored["query_best_threshold"] == 0.7 and scored["query_best_iou"] == {"a": 1.0, "b": 1.0}

@@ -28,7 +28,7 @@ from ..geometry import scale_intrinsics
 from ..gaussians import Gaussians4D
 from ..render.scene import render_gaussians
 from ..resample import area_resize, sample_nearest
-from ..semantics.scores import classify
+from ..semantics.scores import query_scores
 from ..semantics.text_encoder import default_text_encoder
 from ..stream import Reconstructor, StepResult
 from ..stream.reconstructor import sky_colors
@@ -47,6 +47,7 @@ class Accumulator:
     flow_pred: list = field(default_factory=list)
     flow_gt: list = field(default_factory=list)
     confusion: np.ndarray | None = None
+    query_counts: np.ndarray | None = None  # (T, C, 3) single-query threshold counts
     psnr_next: list = field(default_factory=list)
     psnr_next_dynamic: list = field(default_factory=list)
     ssim_next: list = field(default_factory=list)
@@ -59,6 +60,8 @@ class Accumulator:
             out.update(metrics.flow_errors(np.concatenate(self.flow_pred), np.concatenate(self.flow_gt)))
         if self.confusion is not None:
             out.update(metrics.segmentation_scores(self.confusion, names))
+        if self.query_counts is not None:
+            out.update(metrics.threshold_scores(self.query_counts, names))
         mean = lambda xs: float(np.mean(xs)) if xs else None
         out.update(psnr_next=mean(self.psnr_next), psnr_next_dynamic=mean(self.psnr_next_dynamic),
                    ssim_next=mean(self.ssim_next))
@@ -102,8 +105,12 @@ class Evaluator:
         alpha = render.alpha[..., 0].clamp_min(1e-6)
         flow = (render.flow / alpha[..., None]).cpu().numpy() * self.dt
         features = render.features / alpha[..., None]
-        classes = classify(features, self.engine.model.semantic_projection, self.class_text).cpu().numpy()
-        classes[render.alpha[..., 0].cpu().numpy() < 1e-3] = self.names.index("sky") if "sky" in self.names else 0
+        scores = query_scores(features, self.engine.model.semantic_projection, self.class_text).cpu().numpy()
+        uncovered = render.alpha[..., 0].cpu().numpy() < 1e-3
+        sky = self.names.index("sky") if "sky" in self.names else 0
+        scores[uncovered] = -1.0  # nothing there: only the sky matches
+        scores[uncovered, sky] = 1.0
+        classes = scores.argmax(-1)
         depth = render.depth[..., 0].cpu().numpy()
         for i, cam in enumerate(sample.frame_set.cameras):
             truth = sample.ground_truth.get(cam.name, {})
@@ -123,6 +130,9 @@ class Evaluator:
                 acc.flow_gt.append(gt_flow[moving_eval])
                 conf = metrics.confusion(classes[i], gt_sem, len(self.names))
                 acc.confusion = conf if acc.confusion is None else acc.confusion + conf
+            counts = metrics.threshold_counts(scores[i], gt_sem)
+            slarm = self.acc["slarm"]
+            slarm.query_counts = counts if slarm.query_counts is None else slarm.query_counts + counts
             copy = self.acc["copy_last"]
             copy.flow_pred.append(zero)
             copy.flow_gt.append(gt_flow[moving_eval])
@@ -237,7 +247,8 @@ def evaluate(bag: str | Path, out: str | Path, checkpoint: str | None = None, wi
                   peak_mem_mb=float(max(rss)), latency_ms=latency, rss_mb=rss)
 
     summary = {m: ev.acc[m].summary(names) for m in METHODS}
-    for key in ("depth_absrel", "depth_rmse", "depth_pixels", "miou", "semantic_accuracy", "iou"):
+    for key in ("depth_absrel", "depth_rmse", "depth_pixels", "miou", "semantic_accuracy", "iou", "query_miou",
+                "query_best_threshold", "query_best_miou", "query_best_iou"):
         summary["copy_last"][key] = None  # no geometry, no semantics
     result = dict(summary["slarm"])
     result.update({k: timing[k] for k in ("step_p50_ms", "step_p95_ms", "peak_mem_mb")})

@@ -79,3 +79,35 @@ def segmentation_scores(conf: np.ndarray, names: list[str]) -> dict:
     return {"miou": float(np.nanmean(iou)) if present.any() else float("nan"),
             "semantic_accuracy": float(tp.sum() / max(conf.sum(), 1)),
             "iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, iou)}}
+
+
+QUERY_THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(14))  # 0.30 .. 0.95
+
+
+def threshold_counts(scores: np.ndarray, gt: np.ndarray, thresholds=QUERY_THRESHOLDS) -> np.ndarray:
+    """How one query at a time, with a score threshold, finds each class, as the node's queries do.
+
+    scores (..., C) cosine of each pixel to each class name; gt (...) class ids.
+    Returns (T, C, 3) counts of true positives, false positives and false negatives.
+    """
+    scores = scores.reshape(-1, scores.shape[-1])
+    truth = np.asarray(gt).reshape(-1)[:, None] == np.arange(scores.shape[1])[None]  # (P, C)
+    out = np.zeros((len(thresholds), scores.shape[1], 3), np.int64)
+    for t, threshold in enumerate(thresholds):
+        hit = scores >= threshold
+        out[t, :, 0] = (hit & truth).sum(0)
+        out[t, :, 1] = (hit & ~truth).sum(0)
+        out[t, :, 2] = (~hit & truth).sum(0)
+    return out
+
+
+def threshold_scores(counts: np.ndarray, names: list[str], thresholds=QUERY_THRESHOLDS) -> dict:
+    """Mean IoU over classes present, per threshold, from ``threshold_counts`` sums; and the best one."""
+    tp, fp, fn = counts[..., 0], counts[..., 1], counts[..., 2]
+    present = (tp + fn)[0] > 0
+    iou = tp / np.maximum(tp + fp + fn, 1)
+    miou = iou[:, present].mean(1)
+    best = int(np.argmax(miou))
+    return {"query_miou": {f"{t:.2f}": float(m) for t, m in zip(thresholds, miou)},
+            "query_best_threshold": float(thresholds[best]), "query_best_miou": float(miou[best]),
+            "query_best_iou": {n: float(v) for n, v, p in zip(names, iou[best], present) if p}}

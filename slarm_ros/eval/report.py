@@ -43,6 +43,11 @@ def write(path: Path, result: dict, figures: list[tuple[str, str]]) -> None:
                      f"{_fmt(base['copy_last'].get(key))} | {better} |")
     if result.get("iou"):
         lines += ["", "Per-class IoU: " + ", ".join(f"{k} {_fmt(v)}" for k, v in result["iou"].items())]
+    if result.get("query_miou"):
+        lines += ["", "One class name queried at a time with a score threshold, as the node's `~/query` does "
+                  "(mIoU by threshold): " + ", ".join(f"{t} {v:.3f}" for t, v in result["query_miou"].items()),
+                  "", f"Best threshold {result['query_best_threshold']:.2f} (mIoU {result['query_best_miou']:.3f}): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in result["query_best_iou"].items())]
     lines += ["", "Definitions: `slarm_ros/eval/metrics.py`; what is rendered and compared: `slarm_ros/eval/evaluate.py`.", ""]
     for title, name in figures:
         lines += [f"## {title}", "", f"![{title}]({name})", ""]
