@@ -47,16 +47,25 @@ def depth_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
             "depth_pixels": int(valid.sum())}
 
 
+MOVING_M = 0.01  # ground-truth displacement (m) from which a point counts as moving
+
+
 def flow_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """Scene-flow metrics of displacement vectors (N, 3) in metres, already restricted to the evaluated pixels."""
     pred, gt = np.asarray(pred, np.float64).reshape(-1, 3), np.asarray(gt, np.float64).reshape(-1, 3)
     if len(gt) == 0:
-        return {"flow_epe3d": float("nan"), "flow_acc5": float("nan"), "flow_acc10": float("nan"),
+        return {"flow_epe3d": float("nan"), "flow_epe3d_moving": float("nan"), "flow_epe3d_static": float("nan"),
+                "flow_moving_share": float("nan"), "flow_acc5": float("nan"), "flow_acc10": float("nan"),
                 "flow_outliers": float("nan"), "flow_points": 0}
     err = np.linalg.norm(pred - gt, axis=1)
-    rel = err / np.maximum(np.linalg.norm(gt, axis=1), 1e-20)
+    speed = np.linalg.norm(gt, axis=1)
+    rel = err / np.maximum(speed, 1e-20)
+    moving = speed >= MOVING_M
+    part = lambda mask: float(err[mask].mean()) if mask.any() else float("nan")
     return {
         "flow_epe3d": float(err.mean()),
+        # where the error comes from: surfaces that move, and spurious motion given to static ones
+        "flow_epe3d_moving": part(moving), "flow_epe3d_static": part(~moving), "flow_moving_share": float(moving.mean()),
         "flow_acc5": float(((err < 0.05) | (rel < 0.05)).mean()),
         "flow_acc10": float(((err < 0.1) | (rel < 0.1)).mean()),
         "flow_outliers": float(((err > 0.3) | (rel > 0.1)).mean()),

@@ -5,7 +5,9 @@ from pathlib import Path
 
 ROWS = [
     ("depth_absrel", "depth AbsRel", "lower"), ("depth_rmse", "depth RMSE (m)", "lower"),
-    ("flow_epe3d", "scene flow EPE3D (m per frame)", "lower"), ("flow_acc5", "flow Acc5", "higher"),
+    ("flow_epe3d", "scene flow EPE3D (m per frame)", "lower"),
+    ("flow_epe3d_moving", "EPE3D on moving points", "lower"), ("flow_epe3d_static", "EPE3D on static points", "lower"),
+    ("flow_acc5", "flow Acc5", "higher"),
     ("flow_acc10", "flow Acc10", "higher"), ("flow_outliers", "flow outliers", "lower"),
     ("miou", "semantic mIoU (by text query)", "higher"), ("semantic_accuracy", "semantic accuracy", "higher"),
     ("psnr_next", "next-frame PSNR (dB)", "higher"), ("psnr_next_dynamic", "next-frame PSNR, dynamic (dB)", "higher"),
@@ -55,7 +57,7 @@ def write(path: Path, result: dict, figures: list[tuple[str, str]]) -> None:
 
 
 COMPARE_COLUMNS = [("depth_absrel", "depth AbsRel"), ("flow_epe3d", "EPE3D (m)"), ("zero_epe3d", "zero-motion EPE3D"),
-                   ("flow_acc5", "Acc5"), ("miou", "mIoU"), ("psnr_next", "next PSNR (dB)"),
+                   ("flow_epe3d_moving", "EPE3D moving"), ("flow_epe3d_static", "EPE3D static"), ("flow_acc5", "Acc5"), ("miou", "mIoU"), ("psnr_next", "next PSNR (dB)"),
                    ("psnr_next_dynamic", "next PSNR dyn. (dB)"), ("copy_psnr", "copy-last PSNR (dB)")]
 
 
