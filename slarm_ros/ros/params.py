@@ -57,7 +57,7 @@ class NodeParams:
     occupancy_z_min: float = -2.5
     occupancy_z_max: float = 2.0
     queries: list[str] = field(default_factory=lambda: ["car"])
-    score_threshold: float = 0.3
+    score_threshold: float = 0.75
 
     def validate(self) -> None:
         if not self.cameras or len(set(self.cameras)) != len(self.cameras):
