@@ -8,6 +8,7 @@ queue. ``/clock`` follows the bag time, so nodes with ``use_sim_time`` see the r
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import time
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class ReplayStats:
     loops: int = 0
 
 
+@functools.lru_cache(maxsize=None)
 def _starts_with_header(msgtype: str) -> bool:
     fields = message_class(msgtype).get_fields_and_field_types()
     return next(iter(fields.items()), (None, None)) == ("header", "std_msgs/Header")
