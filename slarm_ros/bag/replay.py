@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .messages import set_cdr_header_stamp
+from .messages import ros_time, set_cdr_header_stamp
 from .reader import BagError, open_reader
 from . import topics as bag_topics
 
@@ -57,12 +57,11 @@ def _restamped(raw, conn, now: float) -> bytes:
 
     if conn.topic in LATCHED_TOPICS:
         return bytes(raw)
-    sec, nanosec = int(now), int(round((now % 1) * 1e9))
-    sec, nanosec = (sec + 1, nanosec - 1_000_000_000) if nanosec >= 1_000_000_000 else (sec, nanosec)
+    when = ros_time(now)
     if _starts_with_header(conn.msgtype):
-        return set_cdr_header_stamp(raw, sec, nanosec)
+        return set_cdr_header_stamp(raw, when.sec, when.nanosec)
     msg = deserialize_message(bytes(raw), message_class(conn.msgtype))
-    stamp = Time(sec=sec, nanosec=nanosec)
+    stamp = Time(sec=when.sec, nanosec=when.nanosec)
     if hasattr(msg, "header"):
         msg.header.stamp = stamp
     for ts in getattr(msg, "transforms", []):
