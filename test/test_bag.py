@@ -175,3 +175,19 @@ def test_header_stamps_are_read_and_rewritten_in_serialized_bytes():
     for bad in (b"", b"\x00\x07\x00\x00" + bytes(8), b"\x00\x01"):
         with pytest.raises(ValueError):
             set_cdr_header_stamp(bad, 1, 2)
+
+
+def test_replay_restamps_images_in_place_and_transforms_by_reencoding():
+    from types import SimpleNamespace
+
+    from slarm_ros.bag.replay import _restamped
+
+    raw = TYPESTORE.serialize_cdr(messages.image(5.25, "cam", np.zeros((4, 6, 3), np.uint8), "rgb8"),
+                                  "sensor_msgs/msg/Image")
+    conn = SimpleNamespace(topic=topics.image_topic("front"), msgtype="sensor_msgs/msg/Image")
+    stamp = TYPESTORE.deserialize_cdr(_restamped(raw, conn, 1234.999999999999), "sensor_msgs/msg/Image").header.stamp
+    assert (stamp.sec, stamp.nanosec) == (1235, 0)  # the nanosecond carry
+    raw = TYPESTORE.serialize_cdr(messages.tf_message(5.0, [("map", "base_link", np.eye(4))]), "tf2_msgs/msg/TFMessage")
+    conn = SimpleNamespace(topic=topics.TF, msgtype="tf2_msgs/msg/TFMessage")
+    stamp = TYPESTORE.deserialize_cdr(_restamped(raw, conn, 77.5), "tf2_msgs/msg/TFMessage").transforms[0].header.stamp
+    assert (stamp.sec, stamp.nanosec) == (77, 500_000_000)
