@@ -104,6 +104,17 @@ def test_point_products_are_world_points_with_colour_velocity_and_features():
     assert set(pts.camera.tolist()) == {0, 1, 2}
     assert np.isfinite(pts.xyz).all() and (pts.rgb >= 0).all() and (pts.rgb <= 1).all()
     assert point_products(res, min_opacity=1.0).num == 0
+    # a threshold keeps exactly the Gaussians at least that opaque, each with its own values
+    g = res.gaussians
+    threshold = float(g.opacities.median())
+    kept = point_products(res, min_opacity=threshold)
+    mask = (g.opacities >= threshold).numpy()
+    assert 0 < kept.num < n and kept.num == mask.sum()
+    np.testing.assert_array_equal(kept.xyz, g.means.numpy()[mask])
+    np.testing.assert_array_equal(kept.velocity, g.velocities_at(res.stamp).numpy()[mask])
+    np.testing.assert_array_equal(kept.features, g.features.numpy()[mask])
+    np.testing.assert_array_equal(kept.opacity, g.opacities.numpy()[mask])
+    np.testing.assert_array_equal(kept.camera, np.repeat(np.arange(3), n // 3)[mask])
 
 
 # --- bad input ---------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from ..geometry import scale_intrinsics
 from ..gaussians import Gaussians4D
 from ..render.scene import render_gaussians
 from ..resample import area_resize, sample_nearest
-from ..semantics.scores import query_scores
+from ..semantics.scores import QueryScorer
 from ..semantics.text_encoder import default_text_encoder
 from ..stream import Reconstructor, StepResult
 from ..stream.reconstructor import sky_colors
@@ -75,7 +75,8 @@ class Evaluator:
         self.height, self.width = height, width
         self.dt = dt
         self.ground = [class_names.index(c) for c in GROUND_CLASSES if c in class_names]
-        self.class_text = default_text_encoder().encode(class_names).to(engine.device)
+        self.class_scorer = QueryScorer.build(engine.model.semantic_projection,
+                                              default_text_encoder().encode(class_names).to(engine.device))
         self.acc = {m: Accumulator() for m in METHODS}
         self.panels: list[dict] = []
 
@@ -105,7 +106,7 @@ class Evaluator:
         alpha = render.alpha[..., 0].clamp_min(1e-6)
         flow = (render.flow / alpha[..., None]).cpu().numpy() * self.dt
         features = render.features / alpha[..., None]
-        scores = query_scores(features, self.engine.model.semantic_projection, self.class_text).cpu().numpy()
+        scores = self.class_scorer(features).cpu().numpy()
         uncovered = render.alpha[..., 0].cpu().numpy() < 1e-3
         sky = self.names.index("sky") if "sky" in self.names else 0
         scores[uncovered] = -1.0  # nothing there: only the sky matches

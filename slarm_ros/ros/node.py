@@ -34,7 +34,7 @@ from ..bag.messages import TYPESTORE, cdr_header_stamp, intrinsics
 from ..frames import CameraFrame, FrameError, FrameSet
 from ..model.checkpoint import CheckpointError
 from ..semantics.occupancy import GridSpec, QueryOccupancy, query_occupancy
-from ..semantics.scores import query_scores
+from ..semantics.scores import QueryScorer
 from ..semantics.text_encoder import QueryError, default_text_encoder, validate_query
 from ..stream import Reconstructor, point_products
 from ..sync import ApproximateSync
@@ -83,7 +83,7 @@ class SlarmNode(Node):
         self.text = default_text_encoder()
         self.lock = threading.Lock()
         self.queries: list[str] = []
-        self.query_text = torch.zeros(0, self.text.dim)
+        self.scorer: QueryScorer | None = None  # the active queries, prepared for scoring
         self.threshold = p.score_threshold
         self.last_occupancy: dict[str, QueryOccupancy] = {}
         try:
@@ -231,16 +231,15 @@ class SlarmNode(Node):
             return
         self.last_stamp = stamp
         stepped = time.perf_counter()
-        points = point_products(result, p.min_opacity)
         with self.lock:
-            queries, text, threshold = list(self.queries), self.query_text, self.threshold
+            queries, scorer, threshold = list(self.queries), self.scorer, self.threshold
+        points = point_products(result, p.min_opacity)
         label = np.full(points.num, -1, np.int32)
         score = np.zeros(points.num, np.float32)
         scores = None
         if queries and points.num:
             with torch.inference_mode():
-                scores = query_scores(torch.from_numpy(points.features).to(self.engine.device),
-                                      self.engine.model.semantic_projection, text).cpu().numpy()
+                scores = scorer(torch.from_numpy(points.features).to(self.engine.device)).cpu().numpy()
             best = scores.argmax(axis=1)
             score = scores[np.arange(points.num), best]
             label = np.where(score >= threshold, best, -1).astype(np.int32)
@@ -289,8 +288,9 @@ class SlarmNode(Node):
         if not math.isfinite(threshold) or not -1.0 <= threshold <= 1.0:
             raise QueryError(f"threshold {threshold} is not a cosine similarity in [-1, 1]")
         text = self.text.encode(cleaned) if cleaned else torch.zeros(0, self.text.dim)
+        scorer = QueryScorer.build(self.engine.model.semantic_projection, text.to(self.engine.device))
         with self.lock:
-            self.queries, self.query_text, self.threshold = cleaned, text.to(self.engine.device), threshold
+            self.queries, self.scorer, self.threshold = cleaned, scorer, threshold
             self.last_occupancy = {k: v for k, v in self.last_occupancy.items() if k in cleaned}
 
     def _on_query(self, request: SetQueries.Request, response: SetQueries.Response) -> SetQueries.Response:

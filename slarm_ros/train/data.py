@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,7 @@ def cached_drive(world: WorldConfig, height: int, width: int, cache_dir: str | P
             log.warning("cached drive %s is unreadable (%s); rendering it again", path, e)
     clip = render_drive(world, height, width, supersample)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # processes rendering the same drive do not collide
     np.savez_compressed(tmp, **clip.arrays())
     tmp.replace(path)
     return clip
