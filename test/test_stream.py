@@ -14,9 +14,10 @@ TINY = SlarmConfig(name="test", image_height=32, image_width=48, patch_size=8, d
                    gaussian_stride=2, semantic_dim=8, attention="window:3")
 
 
-def engine(attention="window:3", **kwargs):
+def engine(attention="window:3", motion_matching=False, **kwargs):
     torch.manual_seed(0)
-    return Reconstructor(SlarmNet(TINY.replace(attention=attention)), device="cpu", **kwargs)
+    net = SlarmNet(TINY.replace(attention=attention, motion_matching=motion_matching))
+    return Reconstructor(net, device="cpu", **kwargs)
 
 
 def assert_same(stream, offline):
@@ -30,10 +31,12 @@ def assert_same(stream, offline):
         torch.testing.assert_close(a.affine, b.affine, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("attention", ["window:3", "window:1", "causal"])
-def test_streaming_equals_one_offline_pass_with_the_same_mask(attention):
+@pytest.mark.parametrize("attention, matching", [("window:3", False), ("window:1", False), ("causal", False),
+                                                 ("window:3", True), ("window:1", True)])
+def test_streaming_equals_one_offline_pass_with_the_same_mask(attention, matching):
+    """With motion matching, each timestep matches the one before in both modes, whatever the mask."""
     seq = frame_sets(7, height=64, width=96)
-    eng = engine(attention)
+    eng = engine(attention, matching)
     stream = [eng.step(fs) for fs in seq]
     assert_same(stream, eng.run_offline(seq, attention))
 

@@ -36,6 +36,7 @@ class SlarmConfig:
     max_scale: float = 2.0  # metres, largest Gaussian standard deviation
     motion_degree: int = 3  # 0 static, 1 velocity (STORM), 2 + acceleration, 3 + jerk (SLARM)
     motion_scale: float = 5.0  # m/s (m/s^2, m/s^3) per unit of the motion head's output
+    motion_matching: bool = False  # velocity evidence from matching the timestep before (model/matching.py)
     semantic_dim: int = 32  # per-Gaussian language feature (SLARM: 64)
     text_dim: int = 384  # the text encoder's embedding size (all-MiniLM-L6-v2)
     time_frequencies: int = 8  # Fourier frequencies of the timestamp embedding

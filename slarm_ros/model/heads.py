@@ -48,15 +48,16 @@ class GaussianHead(nn.Module):
         bias[offset + 4] = -1.0  # opacity ~0.27 at start: layers of Gaussians must not saturate
         self.out.bias.data.copy_(bias)
 
-    def forward(self, tokens: Tensor, images_small: Tensor) -> dict[str, Tensor]:
-        """tokens (N, P, 2D); images_small (N, 3, h, w) at the Gaussian grid -> name -> (N, ch, h, w)."""
+    def forward(self, tokens: Tensor, images_small: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """tokens (N, P, 2D); images_small (N, 3, h, w) at the Gaussian grid -> name -> (N, ch, h, w),
+        and the refined features (N, HIDDEN, h, w) the outputs are read from."""
         n = tokens.shape[0]
         gh, gw = self.cfg.patch_grid
         s = self.cells
         x = self.unfold(self.norm(tokens))  # (N, P, s*s*HIDDEN)
         x = x.reshape(n, gh, gw, s, s, HIDDEN).permute(0, 5, 1, 3, 2, 4).reshape(n, HIDDEN, gh * s, gw * s)
         x = self.refine(torch.cat([x, images_small * 2 - 1], dim=1))
-        return dict(zip(self.channels, self.out(x).split(list(self.channels.values()), dim=1)))
+        return dict(zip(self.channels, self.out(x).split(list(self.channels.values()), dim=1))), x
 
 
 def decode_gaussians(raw: dict[str, Tensor], images_small: Tensor, K: Tensor, cam_to_anchor: Tensor,

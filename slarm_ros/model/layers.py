@@ -73,13 +73,17 @@ class KVCache:
 
     window: int | None  # None: unbounded (causal)
     layers: list[tuple[Tensor, Tensor] | None] = field(default_factory=list)
+    match: object | None = None  # the last timestep's MatchState, for networks that match motion
 
     @property
     def timesteps(self) -> int:
         return 0 if not self.layers or self.layers[0] is None else self.layers[0][0].shape[0]
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for entry in self.layers if entry for t in entry)
+        tensors = [t for entry in self.layers if entry for t in entry]
+        if self.match is not None:
+            tensors += [t for t in vars(self.match).values() if isinstance(t, Tensor)]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def temporal_attention(q: Tensor, k: Tensor, v: Tensor, q_times: range, mode: str,

@@ -1,15 +1,16 @@
 """The SLARM network: tokens -> alternating frame/global attention -> Gaussian, sky and affine heads."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
 
 from ..gaussians import Gaussians4D
 from .config import SlarmConfig, parse_attention
-from .heads import AffineHead, GaussianHead, SkyHead, decode_gaussians, downsample_images
+from .heads import HIDDEN, AffineHead, GaussianHead, SkyHead, decode_gaussians, downsample_images
 from .layers import Block, GlobalBlock, KVCache
+from .matching import MatchState, MotionMatcher
 from .tokens import TokenEmbedding
 
 
@@ -52,6 +53,7 @@ class SlarmNet(nn.Module):
         self.gaussian_head = GaussianHead(cfg)
         self.sky_head = SkyHead(cfg)
         self.affine_head = AffineHead(cfg)
+        self.matcher = MotionMatcher(cfg, HIDDEN) if cfg.motion_matching and cfg.motion_degree > 0 else None
         # The language space: per-Gaussian features -> the text encoder's embedding space.
         self.semantic_projection = nn.Linear(cfg.semantic_dim, cfg.text_dim)
         # The head reads one intermediate layer beside the last (as DPT heads read several).
@@ -71,7 +73,7 @@ class SlarmNet(nn.Module):
         def global_block(block: GlobalBlock, x: Tensor, _layer: int) -> Tensor:
             return block.forward_offline(x, mode, window)
 
-        return self._run(batch, global_block)
+        return self._run(batch, global_block, None)[0]
 
     def step(self, batch: ViewBatch, cache: KVCache) -> Prediction:
         """One new timestep (batch.num_steps == 1), attending to the cached past."""
@@ -81,9 +83,10 @@ class SlarmNet(nn.Module):
         def global_block(block: GlobalBlock, x: Tensor, layer: int) -> Tensor:
             return block.forward_step(x, cache, layer)
 
-        return self._run(batch, global_block)
+        prediction, cache.match = self._run(batch, global_block, cache.match)
+        return prediction
 
-    def _run(self, batch: ViewBatch, global_block) -> Prediction:
+    def _run(self, batch: ViewBatch, global_block, match: MatchState | None) -> tuple[Prediction, MatchState | None]:
         cfg = self.cfg
         x = self.tokens(batch.images, batch.K, batch.cam_to_anchor, batch.times)  # (T, C, M, D)
         t, c, m, d = x.shape
@@ -101,18 +104,26 @@ class SlarmNet(nn.Module):
         special = TokenEmbedding.NUM_SPECIAL
         patch_tokens = torch.cat([tapped[:, :, special:], x[:, :, special:]], dim=-1).flatten(0, 1)
         images_small = downsample_images(batch.images.flatten(0, 1), cfg.gaussian_stride)
-        raw = self.gaussian_head(patch_tokens, images_small)
+        raw, trunk = self.gaussian_head(patch_tokens, images_small)
         gaussians, depth = decode_gaussians(raw, images_small, batch.K, batch.cam_to_anchor, batch.times, cfg)
-        return Prediction(
+        if self.matcher is not None:
+            h, w = cfg.gaussian_grid
+            means = torch.stack([g.means for g in gaussians]).reshape(t, c, h, w, 3)
+            velocity, match = self.matcher(trunk, images_small, means, batch.K, batch.cam_to_anchor, batch.times, match)
+            velocity = velocity.reshape(t, c * h * w, 1, 3)
+            gaussians = [replace(g, motion=torch.cat([g.motion[:, :1] + velocity[i], g.motion[:, 1:]], dim=1))
+                         for i, g in enumerate(gaussians)]
+        prediction = Prediction(
             gaussians=gaussians,
             depth=depth,
             sky_tokens=x[:, :, 0].mean(dim=1),
             affine=self.affine_head(x[:, :, 1]),
         )
+        return prediction, match
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by part, for optimisers and for checking that gradients reach each part."""
-        return {
+        groups = {
             "tokens": list(self.tokens.parameters()),
             "aggregator": list(self.blocks.parameters()) + list(self.norm.parameters()),
             "gaussian_head": list(self.gaussian_head.parameters()),
@@ -120,3 +131,6 @@ class SlarmNet(nn.Module):
             "affine_head": list(self.affine_head.parameters()),
             "semantic_projection": list(self.semantic_projection.parameters()),
         }
+        if self.matcher is not None:
+            groups["matcher"] = list(self.matcher.parameters())
+        return groups

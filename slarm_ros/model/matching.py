@@ -1,0 +1,127 @@
+"""Velocity evidence by matching each Gaussian to the Gaussians of the timestep before.
+
+Attention alone has to discover motion from rays and appearance; here it is given as geometry.
+Matching runs on a grid ``pool`` times coarser than the Gaussians' (block means of their centres,
+colours and head features), which keeps it to a few per cent of a streaming step; its result is
+spread back to the Gaussians of each block. Each block's centre (anchor frame) is projected into
+the same camera one timestep back. The
+poses are known, so a static surface lands on itself there and a moving one lands where it is
+now, with its earlier self a few cells away. A (2r+1)^2 neighbourhood of the earlier timestep's
+Gaussians around the projection is compared by learned descriptors and colour; the soft-matched
+earlier centre gives a displacement, and a learned gate decides how much of it is velocity.
+No flow is supervised: descriptors and gate learn from rendering other timestamps, as all motion does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import SlarmConfig
+
+
+@dataclass(frozen=True)
+class MatchState:
+    """What the next timestep matches against: one timestep's Gaussian grids, C cameras."""
+
+    means: Tensor  # (C, h, w, 3) anchor frame, metres, on the matching grid
+    descriptors: Tensor  # (C, D, h, w)
+    colours: Tensor  # (C, 3, h, w) in [0, 1]
+    K: Tensor  # (C, 3, 3) at the network's resolution
+    cam_to_anchor: Tensor  # (C, 4, 4)
+    time: Tensor  # () seconds since the anchor
+
+
+class MotionMatcher(nn.Module):
+    def __init__(self, cfg: SlarmConfig, channels: int, dim: int = 8, radius: int = 2, pool: int = 2):
+        super().__init__()
+        self.cfg = cfg
+        self.radius = radius
+        self.pool = pool
+        if any(n % pool for n in cfg.gaussian_grid):
+            raise ValueError(f"motion matching pools the {cfg.gaussian_grid} Gaussian grid by {pool}: it must divide it")
+        self.describe = nn.Conv2d(channels, dim, 1)
+        # Colour agreement and a preference for small displacements make the match sensible from
+        # the first step; the descriptors then learn what colour cannot tell apart.
+        self.colour_weight = nn.Parameter(torch.tensor(20.0))
+        self.offset_weight = nn.Parameter(torch.tensor(0.5))
+        self.gate = nn.Conv2d(channels + 4, 1, 1)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.constant_(self.gate.bias, -3.0)
+        r = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        dv, du = torch.meshgrid(r, r, indexing="ij")
+        self.register_buffer("offsets", torch.stack([du.flatten(), dv.flatten()], dim=-1), persistent=False)
+
+    def forward(self, trunk: Tensor, colours: Tensor, means: Tensor, K: Tensor, cam_to_anchor: Tensor, times: Tensor,
+                previous: MatchState | None) -> tuple[Tensor, MatchState]:
+        """Gated velocity (T, C, h, w, 3), anchor frame, m/s, and the state of the last timestep.
+
+        trunk (T*C, ch, h, w) head features; colours (T*C, 3, h, w); means (T, C, h, w, 3) anchor
+        frame; K (T, C, 3, 3); cam_to_anchor (T, C, 4, 4); times (T,). Timestep i matches i - 1,
+        the first one ``previous`` (zero velocity without one).
+        """
+        t, c, full_h, full_w, _ = means.shape
+        coarse = lambda x: F.avg_pool2d(x, self.pool)  # (N, ch, h, w) -> matching grid
+        h, w = full_h // self.pool, full_w // self.pool
+        means = coarse(means.flatten(0, 1).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(t, c, h, w, 3)
+        descriptors = self.describe(coarse(trunk)).reshape(t, c, -1, h, w)
+        colours = coarse(colours).reshape(t, c, 3, h, w)
+        state = MatchState(means[-1], descriptors[-1], colours[-1], K[-1], cam_to_anchor[-1], times[-1])
+        earlier = [previous] if previous is not None else []
+        earlier += [MatchState(means[i], descriptors[i], colours[i], K[i], cam_to_anchor[i], times[i])
+                    for i in range(t - 1)]
+        first = t - len(earlier)  # timesteps before this have nothing to match
+        velocity = torch.zeros_like(means)
+        valid = torch.zeros(t, c, h, w, device=means.device, dtype=means.dtype)
+        if earlier:
+            prev = MatchState(*(torch.stack([getattr(e, f) for e in earlier]) for f in MatchState.__dataclass_fields__))
+            v, ok = self._match(means[first:], descriptors[first:], colours[first:], times[first:], prev)
+            velocity = torch.cat([velocity[:first], v])
+            valid = torch.cat([valid[:first], ok])
+        spread = lambda x: x.repeat_interleave(self.pool, 2).repeat_interleave(self.pool, 3)  # (t, c, h, w, ...)
+        velocity, valid = spread(velocity), spread(valid)
+        # The gate sees the evidence in each camera's frame (scaled like the motion head's output).
+        rot = cam_to_anchor[..., :3, :3]
+        v_cam = torch.einsum("tcji,tchwj->tchwi", rot, velocity) / self.cfg.motion_scale
+        evidence = torch.cat([v_cam.permute(0, 1, 4, 2, 3), valid[:, :, None]], dim=2).flatten(0, 1)
+        gate = torch.sigmoid(self.gate(torch.cat([trunk, evidence], dim=1))).reshape(t, c, full_h, full_w, 1)
+        return gate * velocity, state
+
+    def _match(self, means: Tensor, descriptors: Tensor, colours: Tensor, times: Tensor,
+               prev: MatchState) -> tuple[Tensor, Tensor]:
+        """Velocity (n, C, h, w, 3) and validity (n, C, h, w) of n timesteps against their earlier ones."""
+        n, c, h, w, _ = means.shape
+        stride = self.cfg.gaussian_stride * self.pool
+        # project into the same camera at the earlier time, in Gaussian-grid cells
+        R, p = prev.cam_to_anchor[..., :3, :3], prev.cam_to_anchor[..., :3, 3]
+        x = torch.einsum("ncji,nchwj->nchwi", R, means - p[:, :, None, None, :])
+        z = x[..., 2]
+        safe_z = z.clamp_min(1e-3)
+        fx, fy = prev.K[..., 0, 0, None, None], prev.K[..., 1, 1, None, None]
+        cx, cy = prev.K[..., 0, 2, None, None], prev.K[..., 1, 2, None, None]
+        offset = (stride - 1) / 2
+        col = (fx * x[..., 0] / safe_z + cx - offset) / stride
+        row = (fy * x[..., 1] / safe_z + cy - offset) / stride
+        k = self.offsets.shape[0]
+        cells = torch.stack([col, row], dim=-1)[:, :, None] + self.offsets[None, None, :, None, None, :]  # (n,C,K,h,w,2)
+        grid = torch.stack([cells[..., 0] / max(w - 1, 1), cells[..., 1] / max(h - 1, 1)], dim=-1) * 2 - 1
+        inside = (grid.abs() <= 1).all(-1) & (z > 1e-2)[:, :, None]  # (n, C, K, h, w)
+        source = torch.cat([prev.means.permute(0, 1, 4, 2, 3), prev.descriptors, prev.colours], dim=2)
+        sampled = F.grid_sample(source.flatten(0, 1), grid.flatten(0, 1).reshape(n * c, k * h, w, 2),
+                                align_corners=True, padding_mode="border")
+        sampled = sampled.reshape(n, c, -1, k, h, w)
+        nb_means, nb_desc, nb_col = sampled.split([3, descriptors.shape[2], 3], dim=2)
+        scale = descriptors.shape[2] ** -0.5
+        logits = (descriptors[:, :, :, None] * nb_desc).sum(2) * scale
+        logits = logits - self.colour_weight * (colours[:, :, :, None] - nb_col).square().sum(2)
+        logits = logits - self.offset_weight * self.offsets.square().sum(-1)[None, None, :, None, None]
+        logits = logits.masked_fill(~inside, float("-inf"))
+        ok = inside.any(2)
+        weights = torch.softmax(logits.masked_fill(~ok[:, :, None], 0.0), dim=2)
+        matched = (weights[:, :, None] * nb_means).sum(3)  # (n, C, 3, h, w)
+        dt = (times - prev.time).clamp_min(1e-3)[:, None, None, None, None]
+        velocity = (means - matched.permute(0, 1, 3, 4, 2)) / dt
+        velocity = velocity * ok[..., None]
+        return velocity, ok.to(means.dtype)
