@@ -330,7 +330,7 @@ class SlarmNode(Node):
     def _publish_diagnostics(self) -> None:
         with self.lock:
             stats = dict(self.stats)
-            lat = np.array(self.latency_ms) if self.latency_ms else np.array([np.nan])
+            lat = np.array(self.latency_ms)
             stages = {name: float(np.median(v)) if v else float("nan") for name, v in self.stage_ms.items()}
             input_delay = float(np.median(self.input_delay_ms)) if self.input_delay_ms else float("nan")
             times = list(self.done_times)
@@ -339,7 +339,8 @@ class SlarmNode(Node):
         values = {
             "frames_in": stats.get("frames_in", 0), "frames_out": stats.get("frames_out", 0),
             "drops": stats.get("drops", 0) + self.sync.dropped,
-            "latency_p50_ms": float(np.nanmedian(lat)), "latency_p95_ms": float(np.nanpercentile(lat, 95)),
+            "latency_p50_ms": float(np.median(lat)) if lat.size else float("nan"),
+            "latency_p95_ms": float(np.percentile(lat, 95)) if lat.size else float("nan"),
             **{f"{name}_p50_ms": ms for name, ms in stages.items()}, "input_delay_p50_ms": input_delay,
             "rate_hz": rate,
             "window_fill": self.engine.window_fill, "window": self.engine.window or 0,
