@@ -4,7 +4,9 @@ A replay publishes a synthetic drive with wall-clock stamps (as camera drivers d
 processes it; a probe in a third process measures, for every ~/points message, the arrival time
 minus the image stamp. The node's own diagnostics give the engine step time, from which the
 share of time spent outside it (conversion, synchronisation, TF, queueing, publishing,
-transport) follows: 1 - engine_step_p50 / e2e_p50.
+transport) follows: 1 - engine_step_p50 / e2e_p50. The node's own part of that, without the
+transport into and out of it, is 1 - engine_step_p50 / node_processing_p50 (from a matched set
+to ~/points published).
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace) -> dict:
         "engine_step_p50_ms": engine_ms,
         "node_processing_p50_ms": float(diag.get("latency_p50_ms", "nan")),
         "outside_network_share": 1.0 - engine_ms / float(np.median(lat)),
+        "node_overhead_share": 1.0 - engine_ms / float(diag.get("latency_p50_ms", "nan")),
         "frames": int(len(lat)), "frames_in": int(diag.get("frames_in", 0)), "drops": int(diag.get("drops", 0)),
         "skipped": {k: int(v) for k, v in diag.items() if k.startswith("skipped_")},
         "input_hz": args.hz, "cameras": 3, "points_per_frame": float(np.mean(result["points"])) if result["points"] else 0,
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> dict:
     }
     (out / "node.json").write_text(json.dumps(report, indent=1))
     for key in ("e2e_p50_ms", "e2e_p95_ms", "engine_step_p50_ms", "node_processing_p50_ms", "outside_network_share",
-                "frames", "frames_in", "drops", "skipped", "node_stages_p50_ms",
+                "node_overhead_share", "frames", "frames_in", "drops", "skipped", "node_stages_p50_ms",
                 "input_delay_p50_ms"):
         print(f"{key}: {report[key]:.3f}" if isinstance(report[key], float) else f"{key}: {report[key]}")
     print(f"wrote {out / 'node.json'}")
