@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> dict:
         "outside_network_share": 1.0 - engine_ms / float(np.median(lat)),
         "node_overhead_share": 1.0 - engine_ms / float(diag.get("latency_p50_ms", "nan")),
         "frames": int(len(lat)), "frames_in": int(diag.get("frames_in", 0)), "drops": int(diag.get("drops", 0)),
+        "unmatched_images": int(diag.get("unmatched_images", 0)),
         "skipped": {k: int(v) for k, v in diag.items() if k.startswith("skipped_")},
         "input_hz": args.hz, "cameras": 3, "points_per_frame": float(np.mean(result["points"])) if result["points"] else 0,
         "node_stages_p50_ms": {name: float(diag.get(f"{name}_p50_ms", "nan")) for name in STAGES},
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> dict:
     }
     (out / "node.json").write_text(json.dumps(report, indent=1))
     for key in ("e2e_p50_ms", "e2e_p95_ms", "engine_step_p50_ms", "node_processing_p50_ms", "outside_network_share",
-                "node_overhead_share", "frames", "frames_in", "drops", "skipped", "node_stages_p50_ms",
+                "node_overhead_share", "frames", "frames_in", "drops", "unmatched_images", "skipped", "node_stages_p50_ms",
                 "input_delay_p50_ms"):
         print(f"{key}: {report[key]:.3f}" if isinstance(report[key], float) else f"{key}: {report[key]}")
     print(f"wrote {out / 'node.json'}")

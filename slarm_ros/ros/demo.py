@@ -147,7 +147,7 @@ def summarise(recorded: Path, out: Path, wall_s: float) -> dict:
         "topics": {t: len(v) for t, v in messages.items()},
         # /diagnostics comes once a second: its counters may lag the last frames; count the clouds instead.
         "frames_in": max(int(diag.get("frames_in", 0)), len(clouds)), "frames_out": len(clouds),
-        "drops": int(diag.get("drops", 0)),
+        "drops": int(diag.get("drops", 0)), "unmatched_images": int(diag.get("unmatched_images", 0)),
         "latency_p50_ms": float(diag.get("latency_p50_ms", "nan")),
         "latency_p95_ms": float(diag.get("latency_p95_ms", "nan")),
         "network_p50_ms": float(diag.get("network_p50_ms", "nan")),
@@ -220,7 +220,8 @@ def draw(clouds: list, messages: dict, out: Path) -> None:
 
 def print_summary(s: dict, out: Path) -> None:
     print("\nslarm demo summary")
-    print(f"  frames in / out      {s['frames_in']} / {s['frames_out']}   drops {s['drops']}   skipped {s['skipped']}")
+    print(f"  frames in / out      {s['frames_in']} / {s['frames_out']}   drops {s['drops']}   "
+          f"unmatched images {s['unmatched_images']}   skipped {s['skipped']}")
     print(f"  latency p50 / p95    {s['latency_p50_ms']:.1f} / {s['latency_p95_ms']:.1f} ms "
           f"(network {s['network_p50_ms']:.1f} ms)")
     print(f"  points per frame     {s['points_per_frame']:.0f}")

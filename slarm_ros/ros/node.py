@@ -338,7 +338,9 @@ class SlarmNode(Node):
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         values = {
             "frames_in": stats.get("frames_in", 0), "frames_out": stats.get("frames_out", 0),
-            "drops": stats.get("drops", 0) + self.sync.dropped,
+            # drops: matched timesteps never processed (inference slower than input); unmatched: images
+            # that found no partner within the slop (a camera missing, or the first ones at start-up)
+            "drops": stats.get("drops", 0), "unmatched_images": self.sync.dropped,
             "latency_p50_ms": float(np.median(lat)) if lat.size else float("nan"),
             "latency_p95_ms": float(np.percentile(lat, 95)) if lat.size else float("nan"),
             **{f"{name}_p50_ms": ms for name, ms in stages.items()}, "input_delay_p50_ms": input_delay,
