@@ -91,12 +91,16 @@ def motion_derivative(coeffs: Tensor, dt: Tensor, order: int) -> Tensor:
     d^k/dt^k sum_i c_i dt^i / i! = sum_{i>=k} c_i dt^(i-k) / (i-k)!
     """
     n, degree, _ = coeffs.shape
-    dt = torch.as_tensor(dt, dtype=coeffs.dtype, device=coeffs.device).expand(n)
-    out = torch.zeros(n, 3, dtype=coeffs.dtype, device=coeffs.device)
-    for i in range(max(order, 1), degree + 1):
-        power = i - order
-        out = out + coeffs[:, i - 1] * (dt ** power / math.factorial(power))[:, None]
-    return out
+    first = max(order, 1)  # c_1 is the lowest coefficient; there is no constant term
+    if first > degree:
+        return coeffs.new_zeros(n, 3)
+    dt = torch.as_tensor(dt, dtype=coeffs.dtype, device=coeffs.device).expand(n)[:, None]
+    # Horner's rule from the highest term down: one fused multiply-add per coefficient (this runs
+    # on every point of every published timestep, where per-op overhead dominates).
+    out = coeffs[:, degree - 1]
+    for i in range(degree - 1, first - 1, -1):
+        out = torch.addcmul(coeffs[:, i - 1], out, dt, value=1.0 / (i + 1 - order))
+    return out * dt if order == 0 else out
 
 
 def motion_displacement(coeffs: Tensor, dt: Tensor) -> Tensor:
