@@ -109,13 +109,15 @@ class SlarmNode(Node):
         in_qos, out_qos = qos_from_name(p.input_qos), qos_from_name(p.output_qos)
         # Images first: the executor serves ready subscriptions in the order they were created, and
         # the last camera's image is what completes a timestep.
+        # camera_info first: when an image and its camera_info are ready together, the executor takes
+        # them in this order, so the first image of a camera is not skipped for want of its info.
+        for cam in p.cameras:
+            self.create_subscription(CameraInfo, p.camera_info_topic.format(camera=cam),
+                                     lambda msg, cam=cam: self.camera_info.__setitem__(cam, msg), in_qos)
         for cam in p.cameras:
             # Raw: the callback reads only the stamp; the worker decodes the image off the executor.
             self.create_subscription(Image, p.image_topic.format(camera=cam),
                                      lambda raw, cam=cam: self._on_image(cam, raw), in_qos, raw=True)
-        for cam in p.cameras:
-            self.create_subscription(CameraInfo, p.camera_info_topic.format(camera=cam),
-                                     lambda msg, cam=cam: self.camera_info.__setitem__(cam, msg), in_qos)
         self.pubs = {topic: self.create_publisher(kind, topic, out_qos) for topic, kind in OUTPUTS.items()}
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(SetQueries, "~/query", self._on_query)
