@@ -7,7 +7,6 @@ D = 1 STORM's constant velocity.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields, replace
 
 import torch

@@ -107,8 +107,6 @@ class SlarmNode(Node):
         self.running = True
 
         in_qos, out_qos = qos_from_name(p.input_qos), qos_from_name(p.output_qos)
-        # Images first: the executor serves ready subscriptions in the order they were created, and
-        # the last camera's image is what completes a timestep.
         # camera_info first: when an image and its camera_info are ready together, the executor takes
         # them in this order, so the first image of a camera is not skipped for want of its info.
         for cam in p.cameras:

@@ -30,10 +30,10 @@ def point_products(result: StepResult, min_opacity: float = 0.1) -> PointProduct
     """Points of Gaussians at least ``min_opacity`` opaque (the rest barely show in a render)."""
     g = result.gaussians
     with torch.no_grad():
-        opacity = g.opacities.float().cpu().numpy()
+        opacity = g.opacities.detach().float().cpu().numpy()
         keep = np.flatnonzero(opacity >= min_opacity)
         # Integer row gathers: several times cheaper than boolean masks on these (N, C) arrays.
-        rows = lambda x: x.float().cpu().numpy().take(keep, axis=0)
+        rows = lambda x: x.detach().float().cpu().numpy().take(keep, axis=0)
         per_camera = g.num // result.depth.shape[0]
         return PointProducts(
             stamp=result.stamp, xyz=rows(g.means), rgb=rows(g.colors.clamp(0, 1)),
