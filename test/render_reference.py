@@ -26,7 +26,7 @@ def render_reference(means, quats, scales, opacities, colors, viewmats, Ks, widt
                         continue
                     mx, my = proj.means2d[v, i]
                     rx, ry = proj.radii[v, i]
-                    if abs(px - float(mx)) > float(rx) or abs(py - float(my)) > float(ry):
+                    if abs(px - float(mx.detach())) > float(rx) or abs(py - float(my.detach())) > float(ry):
                         continue
                     a, b, c = proj.conics[v, i]
                     dx, dy = px - mx, py - my
