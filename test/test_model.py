@@ -25,10 +25,10 @@ def batch_from(seq, cfg):
     return ViewBatch(images, K, poses, times)
 
 
-@pytest.mark.parametrize("matching", [False, True])
-def test_gradients_reach_every_parameter_group_through_rendering_at_another_timestamp(matching):
+@pytest.mark.parametrize("matching, gate", [(False, False), (True, False), (True, True)])
+def test_gradients_reach_every_parameter_group_through_rendering_at_another_timestamp(matching, gate):
     torch.manual_seed(0)
-    net = SlarmNet(CFG.replace(motion_matching=matching))
+    net = SlarmNet(CFG.replace(motion_matching=matching, motion_gate=gate))
     seq = frame_sets(3, height=32, width=48, seed=1)
     batch = batch_from(seq, CFG)
     pred = net(ViewBatch(batch.images[:2], batch.K[:2], batch.cam_to_anchor[:2], batch.times[:2]))
@@ -54,6 +54,26 @@ def test_gradients_reach_every_parameter_group_through_rendering_at_another_time
     # the motion channels of the head get gradient only because the target is at another time
     motion_rows = slice(12, 12 + 3 * CFG.motion_degree)
     assert net.gaussian_head.out.weight.grad[motion_rows].abs().sum() > 0
+    if gate:  # the gate channel (the last) too
+        assert net.gaussian_head.out.weight.grad[-1].abs().sum() > 0
+
+
+def test_the_motion_gate_scales_all_motion_matched_included_and_can_stop_it():
+    torch.manual_seed(0)
+    cfg = CFG.replace(motion_matching=True, motion_gate=True)
+    net = SlarmNet(cfg)
+    batch = batch_from(frame_sets(3, height=32, width=48, seed=1), cfg)
+    with torch.no_grad():
+        pred = net(batch)
+        h, w = cfg.gaussian_grid
+        assert pred.dynamic.shape == (3, cfg.num_cameras * h * w)
+        assert ((pred.dynamic > 0) & (pred.dynamic < 1)).all()
+        moving = torch.stack([g.motion for g in pred.gaussians])
+        net.gaussian_head.out.bias[-1] = -40.0  # gate ~4e-18 everywhere
+        stopped = torch.stack([g.motion for g in net(batch).gaussians])
+    assert moving.abs().max() > 1e-4
+    assert stopped.abs().max() < 1e-12
+    assert SlarmNet(CFG).gaussian_head.out.out_channels == net.gaussian_head.out.out_channels - 1
 
 
 def test_shipped_configs_build_and_have_the_documented_sizes():

@@ -37,6 +37,7 @@ class SlarmConfig:
     motion_degree: int = 3  # 0 static, 1 velocity (STORM), 2 + acceleration, 3 + jerk (SLARM)
     motion_scale: float = 5.0  # m/s (m/s^2, m/s^3) per unit of the motion head's output
     motion_matching: bool = False  # velocity evidence from matching the timestep before (model/matching.py)
+    motion_gate: bool = False  # a per-Gaussian gate in (0, 1) on all its motion; the `dynamic` loss pushes it to 0
     semantic_dim: int = 32  # per-Gaussian language feature (SLARM: 64)
     text_dim: int = 384  # the text encoder's embedding size (all-MiniLM-L6-v2)
     time_frequencies: int = 8  # Fourier frequencies of the timestamp embedding

@@ -17,8 +17,11 @@ HIDDEN = 32  # channels of the pixel-level refinement
 
 def gaussian_channels(cfg: SlarmConfig) -> dict[str, int]:
     """Raw output channels per Gaussian, in order."""
-    return {"depth": 1, "scale": 3, "quat": 4, "opacity": 1, "rgb": 3,
-            "motion": 3 * cfg.motion_degree, "feature": cfg.semantic_dim}
+    channels = {"depth": 1, "scale": 3, "quat": 4, "opacity": 1, "rgb": 3,
+                "motion": 3 * cfg.motion_degree, "feature": cfg.semantic_dim}
+    if cfg.motion_gate and cfg.motion_degree > 0:
+        channels["dynamic"] = 1
+    return channels
 
 
 class GaussianHead(nn.Module):

@@ -39,6 +39,7 @@ class Prediction:
     depth: Tensor  # (T, C, h, w) distance along each Gaussian's ray, metres
     sky_tokens: Tensor  # (T, D)
     affine: Tensor  # (T, C, 3, 4)
+    dynamic: Tensor | None = None  # (T, C*h*w) motion gate in (0, 1), with cfg.motion_gate
 
 
 class SlarmNet(nn.Module):
@@ -113,11 +114,16 @@ class SlarmNet(nn.Module):
             velocity = velocity.reshape(t, c * h * w, 1, 3)
             gaussians = [replace(g, motion=torch.cat([g.motion[:, :1] + velocity[i], g.motion[:, 1:]], dim=1))
                          for i, g in enumerate(gaussians)]
+        dynamic = None
+        if "dynamic" in raw:  # the gate scales all motion, matched included: static Gaussians can stop exactly
+            dynamic = torch.sigmoid(raw["dynamic"]).reshape(t, -1)
+            gaussians = [replace(g, motion=g.motion * dynamic[i, :, None, None]) for i, g in enumerate(gaussians)]
         prediction = Prediction(
             gaussians=gaussians,
             depth=depth,
             sky_tokens=x[:, :, 0].mean(dim=1),
             affine=self.affine_head(x[:, :, 1]),
+            dynamic=dynamic,
         )
         return prediction, match
 

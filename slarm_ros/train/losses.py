@@ -26,6 +26,7 @@ class LossWeights:
     semantic_classes: float = 0.05  # class-balanced cross-entropy over the teacher's vocabulary
     motion: float = 0.05  # mean |motion coefficient| (L1: static parts get exactly no motion)
     motion_l2: float = 0.0  # mean squared motion coefficient (no dead zone around zero motion)
+    dynamic: float = 0.0  # mean motion gate (with the network's motion_gate): most of the world is static
 
 
 def rgb_l1(pred: Tensor, target: Tensor) -> Tensor:

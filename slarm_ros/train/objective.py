@@ -86,5 +86,6 @@ def window_loss(model: SlarmNet, window: TrainWindow, teacher: SemanticTeacher, 
                                                    window.context_lidar)
     parts["motion"] = losses.motion_magnitude(union.motion)
     parts["motion_l2"] = losses.motion_energy(union.motion)
+    parts["dynamic"] = pred.dynamic.mean() if pred.dynamic is not None else union.motion.new_zeros(())
     total = sum(getattr(weights, name) * value for name, value in parts.items())
     return WindowLoss(total=total, parts={k: v.detach() for k, v in parts.items()}, psnr_self=psnr_self)

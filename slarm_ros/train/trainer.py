@@ -19,7 +19,7 @@ import math
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +35,14 @@ from ..world.config import CLASS_ID, CLASSES, WorldConfig
 from .config import TrainConfig
 from .curves import plot_logs
 from .data import cached_drive, sample_window
+from .losses import LossWeights
 from .objective import window_loss
 from .teacher import ClassNameTeacher
 
 log = logging.getLogger(__name__)
 
-LOG_FIELDS = ("step", "elapsed_s", "lr", "loss", "rgb_l1", "rgb_ssim", "depth", "context_depth", "sky", "semantic",
-              "semantic_classes",
-              "motion", "motion_l2", "psnr_self", "grad_norm", "s_per_step", "skipped")
+LOG_FIELDS = ("step", "elapsed_s", "lr", "loss", *(f.name for f in fields(LossWeights)), "psnr_self", "grad_norm",
+              "s_per_step", "skipped")
 
 
 class TrainError(RuntimeError):
@@ -100,8 +100,12 @@ class CsvLog:
     def __init__(self, path: Path, append: bool):
         self.path = path
         fresh = not (append and path.exists())
+        columns = LOG_FIELDS
+        if not fresh:  # a resumed run keeps its log's columns (an older log may lack a newer loss)
+            with open(path, newline="") as f:
+                columns = next(csv.reader(f), None) or LOG_FIELDS
         self.file = open(path, "w" if fresh else "a", newline="")
-        self.writer = csv.DictWriter(self.file, fieldnames=LOG_FIELDS)
+        self.writer = csv.DictWriter(self.file, fieldnames=columns, extrasaction="ignore")
         if fresh:
             self.writer.writeheader()
 
