@@ -120,12 +120,16 @@ def test_a_run_writes_its_files_and_resumes_exactly(tmp_path, drive_cache):
     assert all(np.isfinite(float(r["loss"])) for r in rows)
 
     train(straight, tmp_path / "split", progress=False, stop_after=3)  # as if the job ended there
+    with open(tmp_path / "split" / "log.csv", "a") as f:  # and had logged step 4 before being killed
+        f.write("4" + ",99" * (len(read_csv(tmp_path / "straight" / "log.csv")[0]) - 1) + "\n")
     train(straight, tmp_path / "split", resume=True, progress=False)
     a = load_checkpoint(tmp_path / "straight" / "model.safetensors").state_dict()
     b = load_checkpoint(tmp_path / "split" / "model.safetensors").state_dict()
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), f"{k} differs after resuming"
-    assert [int(r["step"]) for r in read_csv(tmp_path / "split" / "log.csv")] == [2, 3, 4, 6]
+    split_rows = read_csv(tmp_path / "split" / "log.csv")
+    assert [int(r["step"]) for r in split_rows] == [2, 3, 4, 6]
+    assert float(split_rows[2]["loss"]) != 99, "the killed process's row after its checkpoint is kept"
 
 
 def test_bad_runs_and_states_are_refused_with_a_reason(tmp_path, drive_cache):

@@ -9,7 +9,7 @@ import numpy as np
 PANELS = (("loss", "total loss"), ("rgb_l1", "RGB L1"), ("rgb_ssim", "1 - SSIM"), ("depth", "depth rel. error (render)"),
           ("context_depth", "depth rel. error (own)"), ("semantic", "1 - cos (semantic)"),
           ("semantic_classes", "class cross-entropy (semantic)"), ("sky", "sky BCE"),
-          ("motion", "mean |motion coeff.|"), ("psnr_self", "PSNR own render (dB)"))
+          ("motion", "mean |motion coeff.|"), ("dynamic", "mean motion gate"), ("psnr_self", "PSNR own render (dB)"))
 
 
 def read_log(path: str | Path) -> dict[str, np.ndarray]:
@@ -28,9 +28,12 @@ def plot_logs(logs: dict[str, str | Path], out: str | Path, x: str = "step") -> 
     import matplotlib.pyplot as plt
 
     data = {label: read_log(path) for label, path in logs.items()}
-    rows = -(-len(PANELS) // 4)
-    fig, axes = plt.subplots(rows, 4, figsize=(16, 3 * rows))
-    for ax, (key, title) in zip(axes.flat, PANELS):
+    panels = [(key, title) for key, title in PANELS if any(key in table for table in data.values())]
+    rows = max(1, -(-len(panels) // 4))
+    fig, axes = plt.subplots(rows, 4, figsize=(16, 3 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (key, title) in zip(axes.flat, panels):
         for label, table in data.items():
             if key in table and x in table:
                 ax.plot(table[x], table[key], label=label, linewidth=1)

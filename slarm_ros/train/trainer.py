@@ -97,17 +97,26 @@ def make_optimizer(model: SlarmNet, cfg: TrainConfig) -> torch.optim.AdamW:
 
 
 class CsvLog:
-    def __init__(self, path: Path, append: bool):
+    """The run's log.csv. Resuming keeps the rows up to ``resumed_step``: rows a killed process
+    wrote after its last checkpoint belong to steps that are trained again."""
+
+    def __init__(self, path: Path, append: bool, resumed_step: int = 0):
         self.path = path
         fresh = not (append and path.exists())
-        columns = LOG_FIELDS
+        columns, kept = LOG_FIELDS, []
         if not fresh:  # a resumed run keeps its log's columns (an older log may lack a newer loss)
             with open(path, newline="") as f:
-                columns = next(csv.reader(f), None) or LOG_FIELDS
-        self.file = open(path, "w" if fresh else "a", newline="")
+                reader = csv.DictReader(f)
+                columns = reader.fieldnames or LOG_FIELDS
+                kept = [row for row in reader if int(float(row["step"])) <= resumed_step]
+        tmp = path.with_suffix(".tmp")  # replaced in one move: an interruption here loses no row
+        with open(tmp, "w", newline="") as f:
+            rewritten = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+            rewritten.writeheader()
+            rewritten.writerows(kept)
+        tmp.replace(path)
+        self.file = open(path, "a", newline="")
         self.writer = csv.DictWriter(self.file, fieldnames=columns, extrasaction="ignore")
-        if fresh:
-            self.writer.writeheader()
 
     def write(self, row: dict) -> None:
         self.writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
@@ -174,7 +183,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, command: s
         (out / "train_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     drives = _load_drives(cfg, net_cfg.image_height, net_cfg.image_width, env, progress)
     teacher = ClassNameTeacher(CLASSES, env.device)
-    csv_log = CsvLog(out / "log.csv", append=resume) if env.main else None
+    csv_log = CsvLog(out / "log.csv", append=resume, resumed_step=step) if env.main else None
 
     def save() -> None:
         if not env.main:
