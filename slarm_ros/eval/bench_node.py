@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ros.demo import node_command
+from ..ros.demo import node_command, replay_wait_arguments
 from ..ros.processes import ProcessSet
 
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> dict:
         node = procs.start(node_command(f"device:={args.device}"))
         probe = procs.python("-m", "slarm_ros.eval.latency_probe", "/slarm_node", "5.0", "600")
         replay = procs.python("-m", "slarm_ros.cli", "replay", bag, "--restamp", "--rate", "1", "--delay", "3",
-                              "--wait-topic", "/cameras/front/image_raw")
+                              *replay_wait_arguments())
         _, err = replay.communicate(timeout=900)
         if replay.returncode != 0:
             raise RuntimeError(f"replay failed: {err[-2000:]}")

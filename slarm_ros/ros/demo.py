@@ -35,6 +35,25 @@ def node_command(*overrides: str, use_launch: bool = False) -> list[str]:
     return command
 
 
+def input_topics(params_file: Path = ROOT / "config" / "driving.yaml") -> list[str]:
+    """The topics slarm_node subscribes to with these parameters: every camera's image and
+    camera_info, and /tf (/tf_static is latched, so its first message cannot be missed)."""
+    import yaml
+
+    params = yaml.safe_load(params_file.read_text())["slarm_node"]["ros__parameters"]
+    topics = []
+    for camera in params["cameras"]:
+        topics += [params["image_topic"].format(camera=camera), params["camera_info_topic"].format(camera=camera)]
+    return topics + ["/tf"]
+
+
+def replay_wait_arguments() -> list[str]:
+    """``slarm replay`` arguments that hold the replay until the node matched every input topic:
+    a message sent before its subscription is matched is lost, and a first timestep without its
+    camera_info or one of its images is skipped."""
+    return [arg for topic in input_topics() for arg in ("--wait-topic", topic)]
+
+
 def _set_query(queries: list[str], timeout: float = 90.0) -> str:
     import rclpy
     from slarm_msgs.srv import SetQueries
@@ -81,7 +100,7 @@ def run_demo(out: str | Path = "out/demo", bag: str | Path = "out/bags/demo", se
         print(f"query {list(queries)} -> {_set_query(list(queries))}")
         started = time.monotonic()
         replay = procs.python("-m", "slarm_ros.cli", "replay", bag, "--rate", rate, "--delay", "1",
-                              "--wait-topic", "/cameras/front/image_raw", stdout=logs["replay"],
+                              *replay_wait_arguments(), stdout=logs["replay"],
                               stderr=logs["replay"])
         replay.wait()
         time.sleep(3.0)  # the last timesteps leave the engine
