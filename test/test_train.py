@@ -216,7 +216,7 @@ def test_the_semantic_class_term_weighs_every_class_equally_and_rewards_the_righ
     alpha = torch.ones(1, 10, 10)
 
     def class_loss(features):
-        return float(semantic_losses(features, alpha, teacher, projection, 1000, vocabulary).classes)
+        return float(semantic_losses(features, alpha, teacher, projection, 1000, vocabulary).classes.detach())
 
     right = class_loss(teacher.clone())
     thin_wrong = teacher.clone()
