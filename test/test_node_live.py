@@ -12,7 +12,7 @@ import yaml
 from slarm_ros.bag import messages, topics
 from slarm_ros.bag.reader import BagReader
 from slarm_ros.bag.writer import BagWriter
-from slarm_ros.ros.demo import NODE, OUTPUT_TOPICS, cloud_arrays, node_command, read_outputs
+from slarm_ros.ros.demo import NODE, OUTPUT_TOPICS, cloud_arrays, node_command, read_outputs, replay_wait_arguments
 from slarm_ros.stream import Reconstructor, point_products
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,12 +23,8 @@ def start_node(procs, *params):
     return procs.start(node_command("device:=cpu", *params))
 
 
-CAMERA_TOPICS = [t for c in CAMERAS for t in (topics.image_topic(c), topics.info_topic(c))]
-
-
 def replay(procs, bag, *extra):
-    waits = [a for t in CAMERA_TOPICS for a in ("--wait-topic", t)]
-    proc = procs.start_module("slarm_ros.cli", "replay", str(bag), "--delay", "0.5", *waits, *extra)
+    proc = procs.start_module("slarm_ros.cli", "replay", str(bag), "--delay", "0.5", *replay_wait_arguments(), *extra)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     return out

@@ -6,9 +6,10 @@ import time
 import numpy as np
 import psutil
 
+from slarm_ros.ros.demo import replay_wait_arguments
 from slarm_ros.world.config import WorldConfig
 from slarm_ros.world.make import make_world_bag
-from test_node_live import CAMERA_TOPICS, query, start_node
+from test_node_live import query, start_node
 
 
 def test_memory_stays_flat_over_2000_timesteps(ros_processes, tmp_path):
@@ -26,9 +27,8 @@ def test_memory_stays_flat_over_2000_timesteps(ros_processes, tmp_path):
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    waits = [a for t in CAMERA_TOPICS for a in ("--wait-topic", t)]
     player = ros_processes.start_module("slarm_ros.cli", "replay", str(bag), "--rate", "2", "--loops", "10",
-                                        "--delay", "0.5", *waits)
+                                        "--delay", "0.5", *replay_wait_arguments())
     try:
         _, err = player.communicate(timeout=400)
         assert player.returncode == 0, err
