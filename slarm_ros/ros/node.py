@@ -395,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.try_shutdown()
         return 2
     try:
+        # The single-threaded executor on purpose: rclpy 9.1's experimental EventsExecutor left
+        # service calls unanswered and did not stop on SIGTERM here.
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
