@@ -14,6 +14,10 @@ ROWS = [
     ("ssim_next", "next-frame SSIM", "higher"),
 ]
 
+FLOW_RELATIVE_NOTE = ("Flow Acc5, Acc10 and outliers also test the error relative to the true motion: on a static "
+                      "point any predicted motion fails that test, so these three favour predicting no motion; "
+                      "compare motion with EPE3D on moving and static points.")
+
 
 def _fmt(value) -> str:
     if value is None:
@@ -43,6 +47,7 @@ def write(path: Path, result: dict, figures: list[tuple[str, str]]) -> None:
     for key, label, better in ROWS:
         lines.append(f"| {label} | {_fmt(result.get(key))} | {_fmt(base['zero_motion'].get(key))} | "
                      f"{_fmt(base['copy_last'].get(key))} | {better} |")
+    lines += ["", FLOW_RELATIVE_NOTE]
     if result.get("iou"):
         lines += ["", "Per-class IoU: " + ", ".join(f"{k} {_fmt(v)}" for k, v in result["iou"].items())]
     if result.get("query_miou"):
