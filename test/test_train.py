@@ -16,7 +16,7 @@ import torch
 from slarm_ros.model import SlarmNet
 from slarm_ros.model.checkpoint import CheckpointError, load_checkpoint
 from slarm_ros.train.config import TrainConfig
-from slarm_ros.train.data import cached_drive, sample_window, window_at
+from slarm_ros.train.data import cached_drive, drive_cache_path, render_missing_drives, sample_window, window_at
 from slarm_ros.train.losses import LossWeights, semantic_losses
 from slarm_ros.train.objective import window_loss
 from slarm_ros.train.teacher import ClassNameTeacher
@@ -157,6 +157,18 @@ def test_a_corrupt_cached_drive_is_rendered_again(tmp_path):
     cached.write_bytes(cached.read_bytes()[:1000])
     again = cached_drive(cfg.drive(0), 40, 64, tmp_path / "cache")
     assert np.array_equal(first.images, again.images)
+
+
+def test_missing_drives_render_in_parallel_processes_into_the_cache(tmp_path, drive_cache):
+    cfg = small_config(tmp_path, num_drives=3)
+    worlds = [cfg.drive(i) for i in range(3)]
+    cache = tmp_path / "cache"
+    shutil.copytree(drive_cache, cache)  # drive 0 is there already: only 1 and 2 are rendered
+    assert render_missing_drives(worlds, 40, 64, cache, workers=2) == 2
+    assert render_missing_drives(worlds, 40, 64, cache, workers=2) == 0
+    assert all(drive_cache_path(w, 40, 64, cache).exists() for w in worlds)
+    from_cache = cached_drive(worlds[2], 40, 64, cache)
+    assert np.array_equal(from_cache.images, cached_drive(worlds[2], 40, 64, None).images)
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),

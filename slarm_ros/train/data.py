@@ -7,11 +7,14 @@ Rendered drives are cached as .npz files named by a hash of everything that made
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import zipfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,14 +86,43 @@ def render_drive(world: WorldConfig, height: int, width: int, supersample: int =
     return DriveClip(**{name: np.asarray(np.stack(values), dtype=dtypes[name]) for name, values in fields.items()})
 
 
+def drive_cache_path(world: WorldConfig, height: int, width: int, cache_dir: str | Path, supersample: int = 2) -> Path:
+    """Where ``cached_drive`` keeps this drive: named by everything that changes its pixels."""
+    key = json.dumps({"world": dataclasses.asdict(world), "size": [height, width], "supersample": supersample,
+                      "version": CACHE_VERSION}, sort_keys=True)
+    return Path(cache_dir) / f"drive-{world.seed}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+
+
+def render_missing_drives(worlds: list[WorldConfig], height: int, width: int, cache_dir: str | Path,
+                          supersample: int = 2, workers: int | None = None) -> int:
+    """Render the drives not in ``cache_dir`` yet, one process per drive at a time; returns how many.
+
+    Drives are independent and each renders on one core, so they spread over the machine's cores.
+    """
+    missing = [w for w in worlds if not drive_cache_path(w, height, width, cache_dir, supersample).exists()]
+    workers = min(workers or os.cpu_count() or 1, len(missing))
+    if workers <= 1:
+        for world in missing:
+            cached_drive(world, height, width, cache_dir, supersample)
+        return len(missing)
+    # spawn, not fork: the parent may already run torch's thread pools
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(functools.partial(_render_into_cache, height=height, width=width, cache_dir=str(cache_dir),
+                                        supersample=supersample), missing))
+    return len(missing)
+
+
+def _render_into_cache(world: WorldConfig, height: int, width: int, cache_dir: str, supersample: int) -> None:
+    torch.set_num_threads(1)
+    cached_drive(world, height, width, cache_dir, supersample)
+
+
 def cached_drive(world: WorldConfig, height: int, width: int, cache_dir: str | Path | None,
                  supersample: int = 2) -> DriveClip:
     """``render_drive``, read from ``cache_dir`` when it was rendered before (None: no cache)."""
     if cache_dir is None:
         return render_drive(world, height, width, supersample)
-    key = json.dumps({"world": dataclasses.asdict(world), "size": [height, width], "supersample": supersample,
-                      "version": CACHE_VERSION}, sort_keys=True)
-    path = Path(cache_dir) / f"drive-{world.seed}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+    path = drive_cache_path(world, height, width, cache_dir, supersample)
     if path.exists():
         try:
             with np.load(path) as data:

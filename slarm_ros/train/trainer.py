@@ -34,7 +34,7 @@ from ..stream.reconstructor import resolve_device
 from ..world.config import CLASS_ID, CLASSES, WorldConfig
 from .config import TrainConfig
 from .curves import plot_logs
-from .data import cached_drive, sample_window
+from .data import cached_drive, render_missing_drives, sample_window
 from .losses import LossWeights
 from .objective import window_loss
 from .teacher import ClassNameTeacher
@@ -253,6 +253,9 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, command: s
 def _load_drives(cfg: TrainConfig, height: int, width: int, env: Dist, progress: bool):
     """Every process needs every drive; the first renders missing ones into the cache, the others wait."""
     def load(bar: bool):
+        if cfg.cache_dir is not None:
+            render_missing_drives([cfg.drive(i) for i in range(cfg.num_drives)], height, width, cfg.cache_dir,
+                                  cfg.supersample)
         return [cached_drive(cfg.drive(i), height, width, cfg.cache_dir, cfg.supersample)
                 for i in tqdm(range(cfg.num_drives), desc="drives", unit="drive", disable=not bar)]
 
