@@ -31,6 +31,17 @@ WORLD = dict(cameras=1, moving_cars=30)
 HELD_OUT_SEEDS = (900, 901)
 
 
+def score_held_out(model, cfg: TrainConfig, world_overrides: dict) -> dict[str, float]:
+    """Mean scores over windows of the held-out drives (seeds never trained on)."""
+    held_out = cfg.replace(world={**WORLD, **world_overrides})
+    scores = []
+    for seed in HELD_OUT_SEEDS:
+        clip = cached_drive(held_out.replace(first_seed=seed).drive(0), NETWORK["image_height"], NETWORK["image_width"],
+                            cfg.cache_dir, cfg.supersample)
+        scores += [score_window(model, clip, start, cfg.context) for start in range(0, clip.num_steps - 4, 3)]
+    return {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name")
@@ -51,13 +62,7 @@ def main() -> int:
     started = time.time()
     train(cfg, out / args.name, progress=False)
     model = load_checkpoint(out / args.name / "model.safetensors")
-    held_out = cfg.replace(world={**WORLD, **json.loads(args.held_out_world)})
-    scores = []
-    for seed in HELD_OUT_SEEDS:
-        clip = cached_drive(held_out.replace(first_seed=seed).drive(0), NETWORK["image_height"], NETWORK["image_width"],
-                            cfg.cache_dir, cfg.supersample)
-        scores += [score_window(model, clip, start, cfg.context) for start in range(0, clip.num_steps - 4, 3)]
-    mean = {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}
+    mean = score_held_out(model, cfg, json.loads(args.held_out_world))
     mean["minutes"] = (time.time() - started) / 60
     print(args.name, json.dumps(mean))
     (out / f"{args.name}.json").write_text(json.dumps(mean, indent=1))

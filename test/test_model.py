@@ -131,3 +131,33 @@ def test_matching_finds_a_moving_surface_and_leaves_a_static_one_still(camera_z,
         assert inner.norm() < 0.5, inner
     else:
         assert 5.0 < inner[0] < 11.0 and inner[1:].abs().max() < 1.0, inner
+
+
+@pytest.mark.parametrize("steps_back, previous, expected", [
+    (1, 0, [0.0, 0.1, 0.2, 0.3]),  # offline: timestep i matches i - 1
+    (3, 0, [0.0, 0.0, 0.0, 0.1]),  # three back, or the oldest there is
+    (3, 2, [-0.2, -0.2, -0.1, 0.0, 0.1]),  # streaming: the states carried over count as earlier timesteps
+])
+def test_each_timestep_matches_the_one_steps_back_or_the_oldest(steps_back, previous, expected):
+    cfg = SlarmConfig(num_cameras=1, image_height=32, image_width=48, gaussian_stride=2, motion_matching=True,
+                      match_steps_back=steps_back)
+    matcher = MotionMatcher(cfg, channels=8)
+    h, w = cfg.gaussian_grid
+    t = len(expected) + (1 if previous == 0 else 0)
+    times = torch.arange(t, dtype=torch.float32) * 0.1
+    means = torch.randn(t, 1, h, w, 3) + torch.tensor([0.0, 0.0, 10.0])
+    K, pose = torch.tensor([[30.0, 0, 24], [0, 30.0, 16], [0, 0, 1]]).expand(t, 1, 3, 3), torch.eye(4).expand(t, 1, 4, 4)
+    carried = [MatchState(means[0, :, ::2, ::2], torch.zeros(1, 8, h // 2, w // 2), torch.zeros(1, 3, h // 2, w // 2),
+                          K[0], pose[0], torch.tensor(-0.1 * (previous - i))) for i in range(previous)]
+    matched_times = []
+    match = matcher._match
+
+    def recording_match(*args):
+        matched_times.extend(args[-1].time.tolist())  # the earlier states each timestep is matched against
+        return match(*args)
+
+    matcher._match = recording_match
+    _, state = matcher(torch.zeros(t, 8, h, w), torch.zeros(t, 3, h, w), means, K, pose, times, carried)
+    assert matched_times == pytest.approx(expected)
+    assert len(state) == min(steps_back, previous + t)
+    assert state[-1].time == times[-1]

@@ -148,6 +148,8 @@ def test_bad_runs_and_states_are_refused_with_a_reason(tmp_path, drive_cache):
         train(cfg.replace(steps=4), run, resume=True, progress=False)
     with pytest.raises(ValueError, match="unknown training config keys"):
         TrainConfig.from_dict({"stepz": 3})
+    with pytest.raises(ValueError, match=r"unknown loss weight keys: \['dept'\]"):
+        TrainConfig.from_dict({"losses": {"dept": 1.0}})
 
 
 def test_a_corrupt_cached_drive_is_rendered_again(tmp_path):

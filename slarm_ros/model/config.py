@@ -36,7 +36,8 @@ class SlarmConfig:
     max_scale: float = 2.0  # metres, largest Gaussian standard deviation
     motion_degree: int = 3  # 0 static, 1 velocity (STORM), 2 + acceleration, 3 + jerk (SLARM)
     motion_scale: float = 5.0  # m/s (m/s^2, m/s^3) per unit of the motion head's output
-    motion_matching: bool = False  # velocity evidence from matching the timestep before (model/matching.py)
+    motion_matching: bool = False  # velocity evidence from matching an earlier timestep (model/matching.py)
+    match_steps_back: int = 1  # match against the timestep this many steps back (fewer where the stream is younger)
     motion_gate: bool = False  # a per-Gaussian gate in (0, 1) on all its motion; the `dynamic` loss pushes it to 0
     semantic_dim: int = 32  # per-Gaussian language feature (SLARM: 64)
     text_dim: int = 384  # the text encoder's embedding size (all-MiniLM-L6-v2)
@@ -53,6 +54,8 @@ class SlarmConfig:
             raise ValueError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
         if not 0 <= self.motion_degree <= 3:
             raise ValueError(f"motion_degree must be 0..3, got {self.motion_degree}")
+        if self.match_steps_back < 1:
+            raise ValueError(f"match_steps_back must be at least 1, got {self.match_steps_back}")
         if not 0 < self.near < self.far:
             raise ValueError(f"need 0 < near < far, got near {self.near}, far {self.far}")
         parse_attention(self.attention)

@@ -73,7 +73,7 @@ class KVCache:
 
     window: int | None  # None: unbounded (causal)
     layers: list[tuple[Tensor, Tensor] | None] = field(default_factory=list)
-    match: object | None = None  # the last timestep's MatchState, for networks that match motion
+    match: list = field(default_factory=list)  # the last timesteps' MatchStates, for networks that match motion
 
     @property
     def timesteps(self) -> int:
@@ -81,8 +81,7 @@ class KVCache:
 
     def nbytes(self) -> int:
         tensors = [t for entry in self.layers if entry for t in entry]
-        if self.match is not None:
-            tensors += [t for t in vars(self.match).values() if isinstance(t, Tensor)]
+        tensors += [t for state in self.match for t in vars(state).values() if isinstance(t, Tensor)]
         return sum(t.numel() * t.element_size() for t in tensors)
 
 

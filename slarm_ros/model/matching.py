@@ -4,7 +4,8 @@ Attention alone has to discover motion from rays and appearance; here it is give
 Matching runs on a grid ``pool`` times coarser than the Gaussians' (block means of their centres,
 colours and head features), which keeps it to a few per cent of a streaming step; its result is
 spread back to the Gaussians of each block. Each block's centre (anchor frame) is projected into
-the same camera one timestep back. The
+the same camera one timestep back (or ``match_steps_back``: a longer baseline, against which
+the same depth noise is a smaller velocity). The
 poses are known, so a static surface lands on itself there and a moving one lands where it is
 now, with its earlier self a few cells away. A (2r+1)^2 neighbourhood of the earlier timestep's
 Gaussians around the projection is compared by learned descriptors and colour; the soft-matched
@@ -55,12 +56,14 @@ class MotionMatcher(nn.Module):
         self.register_buffer("offsets", torch.stack([du.flatten(), dv.flatten()], dim=-1), persistent=False)
 
     def forward(self, trunk: Tensor, colours: Tensor, means: Tensor, K: Tensor, cam_to_anchor: Tensor, times: Tensor,
-                previous: MatchState | None) -> tuple[Tensor, MatchState]:
-        """Gated velocity (T, C, h, w, 3), anchor frame, m/s, and the state of the last timestep.
+                previous: list[MatchState]) -> tuple[Tensor, list[MatchState]]:
+        """Gated velocity (T, C, h, w, 3), anchor frame, m/s, and the states the next call needs.
 
         trunk (T*C, ch, h, w) head features; colours (T*C, 3, h, w); means (T, C, h, w, 3) anchor
-        frame; K (T, C, 3, 3); cam_to_anchor (T, C, 4, 4); times (T,). Timestep i matches i - 1,
-        the first one ``previous`` (zero velocity without one).
+        frame; K (T, C, 3, 3); cam_to_anchor (T, C, 4, 4); times (T,). ``previous``: the states of
+        the timesteps before these, oldest first (streaming). Each timestep matches the one
+        ``cfg.match_steps_back`` steps before it, or the oldest there is; the very first timestep
+        of a stream has nothing to match (zero velocity).
         """
         t, c, full_h, full_w, _ = means.shape
         coarse = lambda x: F.avg_pool2d(x, self.pool)  # (N, ch, h, w) -> matching grid
@@ -68,15 +71,15 @@ class MotionMatcher(nn.Module):
         means = coarse(means.flatten(0, 1).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(t, c, h, w, 3)
         descriptors = self.describe(coarse(trunk)).reshape(t, c, -1, h, w)
         colours = coarse(colours).reshape(t, c, 3, h, w)
-        state = MatchState(means[-1], descriptors[-1], colours[-1], K[-1], cam_to_anchor[-1], times[-1])
-        earlier = [previous] if previous is not None else []
-        earlier += [MatchState(means[i], descriptors[i], colours[i], K[i], cam_to_anchor[i], times[i])
-                    for i in range(t - 1)]
-        first = t - len(earlier)  # timesteps before this have nothing to match
+        states = list(previous) + [MatchState(means[i], descriptors[i], colours[i], K[i], cam_to_anchor[i], times[i])
+                                   for i in range(t)]
+        back = self.cfg.match_steps_back
+        first = 0 if previous else 1  # timesteps before this have nothing to match
         velocity = torch.zeros_like(means)
         valid = torch.zeros(t, c, h, w, device=means.device, dtype=means.dtype)
-        if earlier:
-            prev = MatchState(*(torch.stack([getattr(e, f) for e in earlier]) for f in MatchState.__dataclass_fields__))
+        if first < t:
+            sources = [states[max(0, len(previous) + i - back)] for i in range(first, t)]
+            prev = MatchState(*(torch.stack([getattr(s, f) for s in sources]) for f in MatchState.__dataclass_fields__))
             v, ok = self._match(means[first:], descriptors[first:], colours[first:], times[first:], prev)
             velocity = torch.cat([velocity[:first], v])
             valid = torch.cat([valid[:first], ok])
@@ -87,7 +90,7 @@ class MotionMatcher(nn.Module):
         v_cam = torch.einsum("tcji,tchwj->tchwi", rot, velocity) / self.cfg.motion_scale
         evidence = torch.cat([v_cam.permute(0, 1, 4, 2, 3), valid[:, :, None]], dim=2).flatten(0, 1)
         gate = torch.sigmoid(self.gate(torch.cat([trunk, evidence], dim=1))).reshape(t, c, full_h, full_w, 1)
-        return gate * velocity, state
+        return gate * velocity, states[-back:]
 
     def _match(self, means: Tensor, descriptors: Tensor, colours: Tensor, times: Tensor,
                prev: MatchState) -> tuple[Tensor, Tensor]:

@@ -74,7 +74,7 @@ class SlarmNet(nn.Module):
         def global_block(block: GlobalBlock, x: Tensor, _layer: int) -> Tensor:
             return block.forward_offline(x, mode, window)
 
-        return self._run(batch, global_block, None)[0]
+        return self._run(batch, global_block, [])[0]
 
     def step(self, batch: ViewBatch, cache: KVCache) -> Prediction:
         """One new timestep (batch.num_steps == 1), attending to the cached past."""
@@ -87,7 +87,8 @@ class SlarmNet(nn.Module):
         prediction, cache.match = self._run(batch, global_block, cache.match)
         return prediction
 
-    def _run(self, batch: ViewBatch, global_block, match: MatchState | None) -> tuple[Prediction, MatchState | None]:
+    def _run(self, batch: ViewBatch, global_block,
+             match: list[MatchState]) -> tuple[Prediction, list[MatchState]]:
         cfg = self.cfg
         x = self.tokens(batch.images, batch.K, batch.cam_to_anchor, batch.times)  # (T, C, M, D)
         t, c, m, d = x.shape

@@ -54,7 +54,7 @@ class TrainConfig:
 
     def __post_init__(self):
         if isinstance(self.losses, dict):
-            object.__setattr__(self, "losses", LossWeights(**self.losses))
+            object.__setattr__(self, "losses", from_known_keys(LossWeights, self.losses, "loss weight"))
         object.__setattr__(self, "betas", tuple(self.betas))
         if self.context < 1 or self.future < 0:
             raise ValueError("context must be >= 1 and future >= 0")

@@ -1,0 +1,79 @@
+"""Where the moving actors' flow error of a motion-proxy network comes from.
+
+Scores one trained proxy run (``scripts/motion_proxy.py``) on its held-out drives with parts of
+its motion switched: the motion gate held open, the matcher's own gate held open, the motion
+head's coefficients dropped (matched velocity only), the matched velocity dropped (head only).
+Each variant changes the network's outputs through forward hooks; nothing is retrained.
+
+usage: python scripts/motion_ablate.py RUN_DIR [--held-out-world JSON]
+e.g.   python scripts/motion_ablate.py out/motion_proxy/gate-deg3 --held-out-world '{"non_uniform_share": 1.0}'
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from motion_proxy import score_held_out
+from slarm_ros.model.checkpoint import load_checkpoint
+from slarm_ros.train.config import TrainConfig
+
+OPEN = 30.0  # a logit whose sigmoid is 1 to float precision
+
+
+def hold_motion_gate_open(module, _inputs, output):
+    raw, _trunk = output
+    if "dynamic" in raw:
+        raw["dynamic"] = torch.full_like(raw["dynamic"], OPEN)
+
+
+def drop_head_motion(module, _inputs, output):
+    raw, _trunk = output
+    raw["motion"] = torch.zeros_like(raw["motion"])
+
+
+def hold_matcher_gate_open(module, _inputs, output):
+    return torch.full_like(output, OPEN)
+
+
+def drop_matched_velocity(module, _inputs, output):
+    return torch.full_like(output, -OPEN)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--held-out-world", default="{}", help="world overrides (JSON) for the held-out drives")
+    args = parser.parse_args()
+    cfg = TrainConfig.from_yaml(args.run / "train_config.yaml")
+    model = load_checkpoint(args.run / "model.safetensors")
+    head, matcher_gate = model.gaussian_head, model.matcher.gate if model.matcher is not None else None
+    variants = {
+        "as trained": [],
+        "motion gate open": [(head, hold_motion_gate_open)],
+        "head motion only": [(matcher_gate, drop_matched_velocity)],
+        "matched velocity only": [(head, drop_head_motion)],
+        "matched velocity only, matcher gate open": [(head, drop_head_motion), (matcher_gate, hold_matcher_gate_open)],
+        "matched velocity only, both gates open": [(head, drop_head_motion), (head, hold_motion_gate_open),
+                                                   (matcher_gate, hold_matcher_gate_open)],
+    }
+    results = {}
+    for name, hooks in variants.items():
+        if any(module is None for module, _ in hooks):
+            continue
+        handles = [module.register_forward_hook(hook) for module, hook in hooks]
+        try:
+            results[name] = score_held_out(model, cfg, json.loads(args.held_out_world))
+        finally:
+            for handle in handles:
+                handle.remove()
+        print(f"{name:42s} EPE3D {results[name]['flow_epe3d']:.4f}  moving {results[name]['dynamic_epe3d']:.4f}"
+              f"  (zero motion {results[name]['zero_motion_epe3d']:.4f} / {results[name]['dynamic_zero_epe3d']:.4f})")
+    (args.run / "ablation.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
