@@ -69,8 +69,10 @@ def main() -> int:
         finally:
             for handle in handles:
                 handle.remove()
-        print(f"{name:42s} EPE3D {results[name]['flow_epe3d']:.4f}  moving {results[name]['dynamic_epe3d']:.4f}"
-              f"  (zero motion {results[name]['zero_motion_epe3d']:.4f} / {results[name]['dynamic_zero_epe3d']:.4f})")
+        r = results[name]
+        print(f"{name:42s} EPE3D {r['flow_epe3d']:.4f}  moving {r['dynamic_epe3d']:.4f}"
+              f"  (zero motion {r['zero_motion_epe3d']:.4f} / {r['dynamic_zero_epe3d']:.4f})"
+              f"  moving: recovered {r['dynamic_recovered']:.2f}, cosine {r['dynamic_cosine']:.2f}")
     (args.run / "ablation.json").write_text(json.dumps(results, indent=1))
     return 0
 

@@ -4,8 +4,8 @@ One front camera at 40x64, 8 training drives of 3 s with 30 moving cars, 2 held-
 about 6 minutes per 4,000 steps on one CPU thread. Prints and saves depth AbsRel and EPE3D
 (all non-ground pixels and moving actors only) against the zero-motion baseline.
 
-usage: python scripts/motion_proxy.py NAME [--steps N] [--losses JSON] [--model JSON] [--held-out-world JSON]
-                                           [--out DIR]
+usage: python scripts/motion_proxy.py NAME [--steps N] [--losses JSON] [--model JSON] [--train JSON]
+                                           [--held-out-world JSON] [--out DIR]
 e.g.   python scripts/motion_proxy.py matching --model '{"motion_matching": true}'
        python scripts/motion_proxy.py degree1 --model '{"motion_degree": 1}' --held-out-world '{"non_uniform_share": 1.0}'
 """
@@ -48,6 +48,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--losses", default="{}", help="LossWeights overrides (JSON)")
     parser.add_argument("--model", default="{}", help="network config overrides (JSON)")
+    parser.add_argument("--train", default="{}", help="training config overrides (JSON), e.g. other_scale")
     parser.add_argument("--seed", type=int, default=0, help="training seed (initialisation and sampling)")
     parser.add_argument("--held-out-world", default="{}",
                         help="world overrides (JSON) for the held-out drives only, e.g. all actors non-uniform")
@@ -59,6 +60,7 @@ def main() -> int:
                       drive_seconds=3.0, world=WORLD, cache_dir=str(out / "cache"), context=4, future=2,
                       steps=args.steps, minutes=0, warmup_steps=50, lr=2e-3, log_every=50,
                       checkpoint_every=10**6, threads=1, seed=args.seed, anchor_lag_s=0.0, losses=LossWeights(**losses))
+    cfg = cfg.replace(**json.loads(args.train))
     started = time.time()
     train(cfg, out / args.name, progress=False)
     model = load_checkpoint(out / args.name / "model.safetensors")

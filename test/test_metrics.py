@@ -49,6 +49,20 @@ def test_flow_errors_by_definition():
     assert out["flow_acc10"] == pytest.approx(3 / 4)  # + 0.15 m at 7.5 %
     assert out["flow_outliers"] == pytest.approx(2 / 4)  # static point with error (rel inf) and 0.4 m
     assert (rel > 0.1).sum() == 2
+    # moving points: along their true direction 1.04 + 2.15 + 0.9 m of 1 + 2 + 0.5 m; all point the right way
+    assert out["flow_recovered_moving"] == pytest.approx((1.04 + 2.15 + 0.9) / 3.5)
+    assert out["flow_cosine_moving"] == pytest.approx(1.0)
+
+
+def test_flow_recovered_and_cosine_tell_short_and_wrong_way_motion():
+    gt = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
+    short = metrics.flow_errors(0.25 * gt, gt)
+    assert short["flow_recovered_moving"] == pytest.approx(0.25) and short["flow_cosine_moving"] == pytest.approx(1.0)
+    backwards = metrics.flow_errors(-gt, gt)
+    assert backwards["flow_recovered_moving"] == pytest.approx(-1.0)
+    assert backwards["flow_cosine_moving"] == pytest.approx(-1.0)
+    none = metrics.flow_errors(np.zeros_like(gt), gt)
+    assert none["flow_recovered_moving"] == 0.0 and np.isnan(none["flow_cosine_moving"])
 
 
 def test_segmentation_scores_by_hand():

@@ -55,17 +55,25 @@ def flow_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     pred, gt = np.asarray(pred, np.float64).reshape(-1, 3), np.asarray(gt, np.float64).reshape(-1, 3)
     if len(gt) == 0:
         return {"flow_epe3d": float("nan"), "flow_epe3d_moving": float("nan"), "flow_epe3d_static": float("nan"),
-                "flow_moving_share": float("nan"), "flow_acc5": float("nan"), "flow_acc10": float("nan"),
+                "flow_moving_share": float("nan"), "flow_recovered_moving": float("nan"),
+                "flow_cosine_moving": float("nan"), "flow_acc5": float("nan"), "flow_acc10": float("nan"),
                 "flow_outliers": float("nan"), "flow_points": 0}
     err = np.linalg.norm(pred - gt, axis=1)
     speed = np.linalg.norm(gt, axis=1)
     rel = err / np.maximum(speed, 1e-20)
     moving = speed >= MOVING_M
     part = lambda mask: float(err[mask].mean()) if mask.any() else float("nan")
+    # on moving points: how much of the true displacement the prediction covers along its direction
+    # (1 = all, 0 = none), and whether it points the right way, whatever its length
+    along = (pred[moving] * gt[moving]).sum(axis=1) / speed[moving]  # length of the prediction along the truth
+    pred_speed = np.linalg.norm(pred[moving], axis=1)
+    cosine = along / np.maximum(pred_speed, 1e-20)
     return {
         "flow_epe3d": float(err.mean()),
         # where the error comes from: surfaces that move, and spurious motion given to static ones
         "flow_epe3d_moving": part(moving), "flow_epe3d_static": part(~moving), "flow_moving_share": float(moving.mean()),
+        "flow_recovered_moving": float(along.sum() / speed[moving].sum()) if moving.any() else float("nan"),
+        "flow_cosine_moving": float(np.median(cosine[pred_speed > 0])) if (pred_speed > 0).any() else float("nan"),
         "flow_acc5": float(((err < 0.05) | (rel < 0.05)).mean()),
         "flow_acc10": float(((err < 0.1) | (rel < 0.1)).mean()),
         "flow_outliers": float(((err > 0.3) | (rel > 0.1)).mean()),

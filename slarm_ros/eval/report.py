@@ -7,6 +7,8 @@ ROWS = [
     ("depth_absrel", "depth AbsRel", "lower"), ("depth_rmse", "depth RMSE (m)", "lower"),
     ("flow_epe3d", "scene flow EPE3D (m per frame)", "lower"),
     ("flow_epe3d_moving", "EPE3D on moving points", "lower"), ("flow_epe3d_static", "EPE3D on static points", "lower"),
+    ("flow_recovered_moving", "share of true motion recovered, moving points", "higher"),
+    ("flow_cosine_moving", "median cosine to true motion, moving points", "higher"),
     ("flow_acc5", "flow Acc5", "higher"),
     ("flow_acc10", "flow Acc10", "higher"), ("flow_outliers", "flow outliers", "lower"),
     ("miou", "semantic mIoU (by text query)", "higher"), ("semantic_accuracy", "semantic accuracy", "higher"),

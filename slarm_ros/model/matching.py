@@ -1,4 +1,4 @@
-"""Velocity evidence by matching each Gaussian to the Gaussians of the timestep before.
+"""Velocity evidence by matching each Gaussian to the Gaussians of an earlier timestep.
 
 Attention alone has to discover motion from rays and appearance; here it is given as geometry.
 Matching runs on a grid ``pool`` times coarser than the Gaussians' (block means of their centres,
