@@ -1,6 +1,7 @@
 """report.md of an evaluation: the metrics beside the baselines, how it was run, the figures."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 ROWS = [
@@ -22,7 +23,7 @@ FLOW_RELATIVE_NOTE = ("Flow Acc5, Acc10 and outliers also test the error relativ
 
 
 def _fmt(value) -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):  # NaN: undefined, e.g. no motion to compare
         return "n/a"
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
