@@ -2,8 +2,9 @@
 
 Scores one trained proxy run (``scripts/motion_proxy.py``) on its held-out drives with parts of
 its motion switched: the motion gate held open, the matcher's own gate held open, the motion
-head's coefficients dropped (matched velocity only), the matched velocity dropped (head only).
-Each variant changes the network's outputs through forward hooks; nothing is retrained.
+head's coefficients dropped (matched velocity only), its velocity halved or dropped
+(``head_velocity_scale``), its acceleration and jerk dropped, the matched velocity dropped (head only).
+Each variant changes the network's outputs through forward hooks or its config; nothing is retrained.
 
 usage: python scripts/motion_ablate.py RUN_DIR [--held-out-world JSON]
 e.g.   python scripts/motion_ablate.py out/motion_proxy/gate-deg3 --held-out-world '{"non_uniform_share": 1.0}'
@@ -34,6 +35,11 @@ def drop_head_motion(module, _inputs, output):
     raw["motion"] = torch.zeros_like(raw["motion"])
 
 
+def drop_head_higher_orders(module, _inputs, output):
+    raw, _trunk = output
+    raw["motion"] = torch.cat([raw["motion"][:, :3], torch.zeros_like(raw["motion"][:, 3:])], dim=1)
+
+
 def hold_matcher_gate_open(module, _inputs, output):
     return torch.full_like(output, OPEN)
 
@@ -55,22 +61,31 @@ def main() -> int:
         "motion gate open": [(head, hold_motion_gate_open)],
         "head motion only": [(matcher_gate, drop_matched_velocity)],
         "matched velocity only": [(head, drop_head_motion)],
+        "head velocity halved": [],  # by the config, below
+        "head velocity dropped": [],
+        "head acceleration and jerk dropped": [(head, drop_head_higher_orders)],
         "matched velocity only, matcher gate open": [(head, drop_head_motion), (matcher_gate, hold_matcher_gate_open)],
         "matched velocity only, both gates open": [(head, drop_head_motion), (head, hold_motion_gate_open),
                                                    (matcher_gate, hold_matcher_gate_open)],
     }
+    configs = {"head velocity halved": model.cfg.replace(head_velocity_scale=0.5),
+               "head velocity dropped": model.cfg.replace(head_velocity_scale=0.0)}
+    trained_cfg = model.cfg
     results = {}
     for name, hooks in variants.items():
         if any(module is None for module, _ in hooks):
             continue
         handles = [module.register_forward_hook(hook) for module, hook in hooks]
+        model.cfg = configs.get(name, trained_cfg)
         try:
             results[name] = score_held_out(model, cfg, json.loads(args.held_out_world))
         finally:
+            model.cfg = trained_cfg
             for handle in handles:
                 handle.remove()
         r = results[name]
         print(f"{name:42s} EPE3D {r['flow_epe3d']:.4f}  moving {r['dynamic_epe3d']:.4f}"
+              f"  static {r['static_epe3d']:.4f}"
               f"  (zero motion {r['zero_motion_epe3d']:.4f} / {r['dynamic_zero_epe3d']:.4f})"
               f"  moving: recovered {r['dynamic_recovered']:.2f}, cosine {r['dynamic_cosine']:.2f}")
     (args.run / "ablation.json").write_text(json.dumps(results, indent=1))

@@ -156,10 +156,13 @@ def _bench_engine(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .bag import replay
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``command``, the other commands' arguments are left out, so that a
+    command imports only what it needs (``slarm train`` runs where rosbags is not installed)."""
     from .world.config import WorldConfig
-    from .eval import bench_engine
+
+    def needed(name: str) -> bool:
+        return command is None or command == name
 
     parser = argparse.ArgumentParser(prog="slarm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -189,13 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
     make.set_defaults(func=_world_make)
 
     play = commands.add_parser("replay", help="publish a bag on live topics with /clock")
-    replay.add_arguments(play)
+    if needed("replay"):
+        from .bag import replay
+
+        replay.add_arguments(play)
     play.set_defaults(func=_replay)
 
     rec = commands.add_parser("record", help="record live topics into a bag")
-    from .bag import record
+    if needed("record"):
+        from .bag import record
 
-    record.add_arguments(rec)
+        record.add_arguments(rec)
     rec.set_defaults(func=_record)
 
     ev = commands.add_parser("eval", help="evaluate the engine on a bag with ground truth")
@@ -243,19 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="benchmarks that print and save numbers")
     targets = bench.add_subparsers(dest="target", required=True)
     engine = targets.add_parser("engine", help="per-timestep latency and memory, streaming vs offline")
-    bench_engine.add_arguments(engine)
-    engine.set_defaults(func=_bench_engine)
-    from .eval import bench_node
-
     node = targets.add_parser("node", help="end-to-end latency of slarm_node at 10 Hz x 3 cameras")
-    bench_node.add_arguments(node)
+    if needed("bench"):
+        from .eval import bench_engine, bench_node
+
+        bench_engine.add_arguments(engine)
+        bench_node.add_arguments(node)
+    engine.set_defaults(func=_bench_engine)
     node.set_defaults(func=_bench_node)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv and not argv[0].startswith("-") else None
+    args = build_parser(command).parse_args(argv)
     return args.func(args)
 
 

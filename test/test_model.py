@@ -76,6 +76,23 @@ def test_the_motion_gate_scales_all_motion_matched_included_and_can_stop_it():
     assert SlarmNet(CFG).gaussian_head.out.out_channels == net.gaussian_head.out.out_channels - 1
 
 
+def test_with_head_velocity_scale_zero_the_velocity_is_the_matched_one_alone():
+    torch.manual_seed(0)
+    cfg = CFG.replace(motion_matching=True, head_velocity_scale=0.0)
+    net = SlarmNet(cfg)
+    batch = batch_from(frame_sets(3, height=32, width=48, seed=1), cfg)
+    with torch.no_grad():
+        net.matcher.gate.bias.fill_(-40.0)  # matched velocity ~4e-18 of itself
+        motion = torch.stack([g.motion for g in net(batch).gaussians])  # (T, N, degree, 3)
+        net.cfg = cfg.replace(head_velocity_scale=1.0)
+        with_head = torch.stack([g.motion for g in net(batch).gaussians])
+    assert motion[:, :, 0].abs().max() < 1e-12  # no velocity but the matcher's
+    assert with_head[:, :, 0].abs().max() > 1e-4  # which the head's would otherwise add to
+    assert torch.equal(motion[:, :, 1:], with_head[:, :, 1:])  # acceleration and jerk still come from the head
+    with pytest.raises(ValueError, match="head_velocity_scale"):
+        CFG.replace(head_velocity_scale=1.5)
+
+
 def test_shipped_configs_build_and_have_the_documented_sizes():
     tiny, base = SlarmConfig.named("slarm-tiny"), SlarmConfig.named("slarm-base")
     assert (base.dim, base.depth, base.patch_size) == (768, 12, 8)

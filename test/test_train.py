@@ -152,6 +152,17 @@ def test_bad_runs_and_states_are_refused_with_a_reason(tmp_path, drive_cache):
         TrainConfig.from_dict({"losses": {"dept": 1.0}})
 
 
+def test_slarm_train_needs_neither_rosbags_nor_rclpy():
+    # training machines (a GPU box) need not have the ROS side installed
+    code = ("import sys; sys.modules['rosbags'] = sys.modules['rclpy'] = None\n"
+            "from slarm_ros.cli import build_parser\n"
+            "args = build_parser('train').parse_args(['train', '--out', 'x', '--steps', '3'])\n"
+            "import slarm_ros.train.trainer\n"
+            "assert args.steps == 3 and args.func.__name__ == '_train'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
 def test_a_corrupt_cached_drive_is_rendered_again(tmp_path):
     cfg = small_config(tmp_path)
     first = cached_drive(cfg.drive(0), 40, 64, tmp_path / "cache")

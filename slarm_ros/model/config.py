@@ -37,6 +37,9 @@ class SlarmConfig:
     motion_degree: int = 3  # 0 static, 1 velocity (STORM), 2 + acceleration, 3 + jerk (SLARM)
     motion_scale: float = 5.0  # m/s (m/s^2, m/s^3) per unit of the motion head's output
     motion_matching: bool = False  # velocity evidence from matching an earlier timestep (model/matching.py)
+    # multiplies the head's own velocity; 0: velocity is the matched one alone, the head predicting
+    # only acceleration and jerk (its velocity guess does not carry over to unseen drives; docs/training.md)
+    head_velocity_scale: float = 1.0
     match_steps_back: int = 1  # match against the timestep this many steps back (fewer where the stream is younger)
     motion_gate: bool = False  # a per-Gaussian gate in (0, 1) on all its motion; the `dynamic` loss pushes it to 0
     semantic_dim: int = 32  # per-Gaussian language feature (SLARM: 64)
@@ -54,6 +57,8 @@ class SlarmConfig:
             raise ValueError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
         if not 0 <= self.motion_degree <= 3:
             raise ValueError(f"motion_degree must be 0..3, got {self.motion_degree}")
+        if not 0.0 <= self.head_velocity_scale <= 1.0:
+            raise ValueError(f"head_velocity_scale must be in [0, 1], got {self.head_velocity_scale}")
         if self.match_steps_back < 1:
             raise ValueError(f"match_steps_back must be at least 1, got {self.match_steps_back}")
         if not 0 < self.near < self.far:

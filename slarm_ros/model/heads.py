@@ -100,6 +100,10 @@ def decode_gaussians(raw: dict[str, Tensor], images_small: Tensor, K: Tensor, ca
 
     degree = cfg.motion_degree
     motion = to_last(raw["motion"]).reshape(n, h, w, degree, 3) * cfg.motion_scale
+    if cfg.head_velocity_scale != 1.0 and degree > 0:
+        scale = torch.ones(degree, 1, dtype=motion.dtype, device=motion.device)
+        scale[0] = cfg.head_velocity_scale
+        motion = motion * scale
     motion = torch.einsum("nij,nhwdj->nhwdi", rot, motion)
     features = to_last(raw["feature"])
 

@@ -19,7 +19,8 @@ from .data import DriveClip, window_at
 
 @torch.inference_mode()
 def score_window(model: SlarmNet, clip: DriveClip, start: int, context: int) -> dict[str, float]:
-    """depth_absrel, flow_epe3d (m per frame interval) and the zero-motion baseline's EPE3D; on moving actors
+    """depth_absrel, flow_epe3d (m per frame interval), the zero-motion baseline's EPE3D and the spurious
+    motion of static surfaces (static_epe3d); on moving actors
     (dynamic_*): EPE3D, zero motion's, the share of their true motion recovered and the median cosine to it."""
     model.eval()
     last = start + context - 1
@@ -45,7 +46,7 @@ def score_window(model: SlarmNet, clip: DriveClip, start: int, context: int) -> 
     dynamic = clip.dynamic[last] & moving_eval
     dyn = metrics.flow_errors(flow.numpy()[dynamic] * dt, gt_flow[dynamic]) if dynamic.any() else None
     return {"depth_absrel": depth["depth_absrel"], "flow_epe3d": ours["flow_epe3d"],
-            "zero_motion_epe3d": zero["flow_epe3d"],
+            "zero_motion_epe3d": zero["flow_epe3d"], "static_epe3d": ours["flow_epe3d_static"],
             "dynamic_epe3d": dyn["flow_epe3d"] if dyn else float("nan"),
             "dynamic_zero_epe3d": float(np.linalg.norm(gt_flow[dynamic], axis=-1).mean()) if dynamic.any() else float("nan"),
             "dynamic_recovered": dyn["flow_recovered_moving"] if dyn else float("nan"),
