@@ -25,10 +25,11 @@ def batch_from(seq, cfg):
     return ViewBatch(images, K, poses, times)
 
 
-@pytest.mark.parametrize("matching, gate", [(False, False), (True, False), (True, True)])
-def test_gradients_reach_every_parameter_group_through_rendering_at_another_timestamp(matching, gate):
+@pytest.mark.parametrize("matching, gate, gate_hidden", [(False, False, 0), (True, False, 0), (True, True, 0),
+                                                         (True, True, 8)])
+def test_gradients_reach_every_parameter_group_through_rendering_at_another_timestamp(matching, gate, gate_hidden):
     torch.manual_seed(0)
-    net = SlarmNet(CFG.replace(motion_matching=matching, motion_gate=gate))
+    net = SlarmNet(CFG.replace(motion_matching=matching, motion_gate=gate, match_gate_hidden=gate_hidden))
     seq = frame_sets(3, height=32, width=48, seed=1)
     batch = batch_from(seq, CFG)
     pred = net(ViewBatch(batch.images[:2], batch.K[:2], batch.cam_to_anchor[:2], batch.times[:2]))
@@ -56,6 +57,9 @@ def test_gradients_reach_every_parameter_group_through_rendering_at_another_time
     assert net.gaussian_head.out.weight.grad[motion_rows].abs().sum() > 0
     if gate:  # the gate channel (the last) too
         assert net.gaussian_head.out.weight.grad[-1].abs().sum() > 0
+    if gate_hidden:  # the matcher's gate is a small MLP over its evidence, the velocity's size included
+        first, _, last = net.matcher.gate
+        assert first.in_channels == 32 + 5 and last.weight.grad.abs().sum() > 0
 
 
 def test_the_motion_gate_scales_all_motion_matched_included_and_can_stop_it():

@@ -41,6 +41,8 @@ class SlarmConfig:
     # only acceleration and jerk (its velocity guess does not carry over to unseen drives; docs/training.md)
     head_velocity_scale: float = 1.0
     match_steps_back: int = 1  # match against the timestep this many steps back (fewer where the stream is younger)
+    # hidden channels of the matcher's gate; 0: one linear layer, which cannot weigh a velocity by its size
+    match_gate_hidden: int = 0
     motion_gate: bool = False  # a per-Gaussian gate in (0, 1) on all its motion; the `dynamic` loss pushes it to 0
     semantic_dim: int = 32  # per-Gaussian language feature (SLARM: 64)
     text_dim: int = 384  # the text encoder's embedding size (all-MiniLM-L6-v2)

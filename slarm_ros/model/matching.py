@@ -48,9 +48,14 @@ class MotionMatcher(nn.Module):
         # the first step; the descriptors then learn what colour cannot tell apart.
         self.colour_weight = nn.Parameter(torch.tensor(20.0))
         self.offset_weight = nn.Parameter(torch.tensor(0.5))
-        self.gate = nn.Conv2d(channels + 4, 1, 1)
-        nn.init.zeros_(self.gate.weight)
-        nn.init.constant_(self.gate.bias, -3.0)
+        hidden = cfg.match_gate_hidden
+        # evidence: velocity in the camera frame (3), valid (1), and with a hidden layer its size (1)
+        self.evidence_channels = 5 if hidden else 4
+        last = nn.Conv2d(hidden or channels + self.evidence_channels, 1, 1)
+        nn.init.zeros_(last.weight)
+        nn.init.constant_(last.bias, -3.0)
+        self.gate = last if not hidden else nn.Sequential(
+            nn.Conv2d(channels + self.evidence_channels, hidden, 1), nn.GELU(), last)
         r = torch.arange(-radius, radius + 1, dtype=torch.float32)
         dv, du = torch.meshgrid(r, r, indexing="ij")
         self.register_buffer("offsets", torch.stack([du.flatten(), dv.flatten()], dim=-1), persistent=False)
@@ -88,7 +93,10 @@ class MotionMatcher(nn.Module):
         # The gate sees the evidence in each camera's frame (scaled like the motion head's output).
         rot = cam_to_anchor[..., :3, :3]
         v_cam = torch.einsum("tcji,tchwj->tchwi", rot, velocity) / self.cfg.motion_scale
-        evidence = torch.cat([v_cam.permute(0, 1, 4, 2, 3), valid[:, :, None]], dim=2).flatten(0, 1)
+        evidence = [v_cam.permute(0, 1, 4, 2, 3), valid[:, :, None]]
+        if self.evidence_channels == 5:
+            evidence.append(v_cam.norm(dim=-1)[:, :, None])
+        evidence = torch.cat(evidence, dim=2).flatten(0, 1)
         gate = torch.sigmoid(self.gate(torch.cat([trunk, evidence], dim=1))).reshape(t, c, full_h, full_w, 1)
         return gate * velocity, states[-back:]
 
