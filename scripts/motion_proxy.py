@@ -8,6 +8,9 @@ usage: python scripts/motion_proxy.py NAME [--steps N] [--losses JSON] [--model 
                                            [--held-out-world JSON] [--out DIR]
 e.g.   python scripts/motion_proxy.py matching --model '{"motion_matching": true}'
        python scripts/motion_proxy.py degree1 --model '{"motion_degree": 1}' --held-out-world '{"non_uniform_share": 1.0}'
+       python scripts/motion_proxy.py back5 --model '{"motion_matching": true, "motion_gate": true,
+           "match_steps_back": 5, "match_gate_hidden": 16}' --train '{"context": 6}' --losses '{"dynamic": 0.05}'
+           --held-out-world '{"non_uniform_share": 1.0}'     (then scripts/motion_ablate.py out/motion_proxy/back5)
 """
 from __future__ import annotations
 
