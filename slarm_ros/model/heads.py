@@ -100,10 +100,8 @@ def decode_gaussians(raw: dict[str, Tensor], images_small: Tensor, K: Tensor, ca
 
     degree = cfg.motion_degree
     motion = to_last(raw["motion"]).reshape(n, h, w, degree, 3) * cfg.motion_scale
-    if cfg.head_velocity_scale != 1.0 and degree > 0:
-        scale = torch.ones(degree, 1, dtype=motion.dtype, device=motion.device)
-        scale[0] = cfg.head_velocity_scale
-        motion = motion * scale
+    if cfg.head_velocity_scale != 1.0:  # velocity is the first order
+        motion = torch.cat([motion[..., :1, :] * cfg.head_velocity_scale, motion[..., 1:, :]], dim=3)
     motion = torch.einsum("nij,nhwdj->nhwdi", rot, motion)
     features = to_last(raw["feature"])
 

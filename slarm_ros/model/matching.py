@@ -50,12 +50,11 @@ class MotionMatcher(nn.Module):
         self.offset_weight = nn.Parameter(torch.tensor(0.5))
         hidden = cfg.match_gate_hidden
         # evidence: velocity in the camera frame (3), valid (1), and with a hidden layer its size (1)
-        self.evidence_channels = 5 if hidden else 4
-        last = nn.Conv2d(hidden or channels + self.evidence_channels, 1, 1)
+        inputs = channels + (5 if hidden else 4)
+        last = nn.Conv2d(hidden or inputs, 1, 1)
         nn.init.zeros_(last.weight)
         nn.init.constant_(last.bias, -3.0)
-        self.gate = last if not hidden else nn.Sequential(
-            nn.Conv2d(channels + self.evidence_channels, hidden, 1), nn.GELU(), last)
+        self.gate = nn.Sequential(nn.Conv2d(inputs, hidden, 1), nn.GELU(), last) if hidden else last
         r = torch.arange(-radius, radius + 1, dtype=torch.float32)
         dv, du = torch.meshgrid(r, r, indexing="ij")
         self.register_buffer("offsets", torch.stack([du.flatten(), dv.flatten()], dim=-1), persistent=False)
@@ -94,7 +93,7 @@ class MotionMatcher(nn.Module):
         rot = cam_to_anchor[..., :3, :3]
         v_cam = torch.einsum("tcji,tchwj->tchwi", rot, velocity) / self.cfg.motion_scale
         evidence = [v_cam.permute(0, 1, 4, 2, 3), valid[:, :, None]]
-        if self.evidence_channels == 5:
+        if self.cfg.match_gate_hidden:
             evidence.append(v_cam.norm(dim=-1)[:, :, None])
         evidence = torch.cat(evidence, dim=2).flatten(0, 1)
         gate = torch.sigmoid(self.gate(torch.cat([trunk, evidence], dim=1))).reshape(t, c, full_h, full_w, 1)
