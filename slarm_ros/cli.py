@@ -124,7 +124,8 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig.from_yaml(args.config)
     changes = {k: v for k, v in (("steps", args.steps), ("minutes", args.minutes), ("num_drives", args.drives),
-                                 ("seed", args.seed), ("threads", args.threads), ("device", args.device))
+                                 ("seed", args.seed), ("threads", args.threads), ("device", args.device),
+                                 ("init_from", args.init_from))
                if v is not None}
     if args.motion_degree is not None:
         changes["model_overrides"] = {**cfg.model_overrides, "motion_degree": args.motion_degree}
@@ -245,6 +246,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=None)
     tr.add_argument("--threads", type=int, default=None)
     tr.add_argument("--device", default=None)
+    tr.add_argument("--init-from", default=None,
+                    help="start from this checkpoint's weights, 'shipped' for the default model (fine-tuning)")
     tr.set_defaults(func=_train)
 
     bench = commands.add_parser("bench", help="benchmarks that print and save numbers")

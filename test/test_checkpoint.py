@@ -6,7 +6,8 @@ import torch
 from safetensors.torch import save_file
 
 from slarm_ros.model import SlarmConfig, SlarmNet
-from slarm_ros.model.checkpoint import CheckpointError, checkpoint_notes, load_checkpoint, save_checkpoint
+from slarm_ros.model.checkpoint import (CheckpointError, checkpoint_notes, init_from_checkpoint, load_checkpoint,
+                                       save_checkpoint)
 from slarm_ros.stream import Reconstructor
 
 CFG = SlarmConfig(name="test", image_height=32, image_width=48, patch_size=8, dim=32, depth=2, num_heads=2,
@@ -81,6 +82,31 @@ def test_non_finite_weights(tmp_path):
     save_file(tensors, str(tmp_path / "nan.safetensors"), metadata={"slarm_config": CFG.to_json()})
     with pytest.raises(CheckpointError, match="non-finite weights in \\[norm.bias\\]"):
         load_checkpoint(tmp_path / "nan.safetensors")
+
+
+def test_fine_tuning_start_copies_shared_tensors_and_keeps_new_ones_fresh(tmp_path):
+    matching = CFG.replace(motion_matching=True)
+    trained, path = saved(tmp_path, matching)  # a linear matcher gate
+    torch.manual_seed(1)
+    wider_gate = SlarmNet(matching.replace(match_gate_hidden=4, match_steps_back=3))
+    fresh_gate = {k: v.clone() for k, v in wider_gate.state_dict().items() if k.startswith("matcher.gate.")}
+    transfer = init_from_checkpoint(wider_gate, path)
+    assert transfer.fresh == sorted(fresh_gate) and len(fresh_gate) == 4
+    assert transfer.ignored == ["matcher.gate.bias", "matcher.gate.weight"]
+    new, old = wider_gate.state_dict(), trained.state_dict()
+    for k in transfer.loaded:
+        assert torch.equal(new[k], old[k]), k
+    for k, v in fresh_gate.items():
+        assert torch.equal(new[k], v), k
+
+
+def test_fine_tuning_start_refuses_networks_that_do_not_correspond(tmp_path):
+    _, path = saved(tmp_path)
+    with pytest.raises(CheckpointError, match="cannot start this network: shape mismatches"):
+        init_from_checkpoint(SlarmNet(CFG.replace(semantic_dim=4)), path)
+    (tmp_path / "garbage.safetensors").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        init_from_checkpoint(SlarmNet(CFG), tmp_path / "garbage.safetensors")
 
 
 def test_unknown_config_name_lists_the_available_ones():

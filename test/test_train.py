@@ -152,6 +152,25 @@ def test_bad_runs_and_states_are_refused_with_a_reason(tmp_path, drive_cache):
         TrainConfig.from_dict({"losses": {"dept": 1.0}})
 
 
+def test_fine_tuning_starts_from_a_checkpoint_with_a_changed_matcher(tmp_path, drive_cache):
+    base = small_config(tmp_path, cache_dir=str(drive_cache), steps=2,
+                        model_overrides={**SMALL_NET, "motion_matching": True})
+    train(base, tmp_path / "base", progress=False)
+    start = load_checkpoint(tmp_path / "base" / "model.safetensors").state_dict()
+    tuned = base.replace(init_from=str(tmp_path / "base" / "model.safetensors"), steps=1, lr=1e-12,
+                         model_overrides={**base.model_overrides, "match_gate_hidden": 4})
+    train(tuned, tmp_path / "tuned", progress=False)
+    after = load_checkpoint(tmp_path / "tuned" / "model.safetensors").state_dict()
+    assert "matcher.gate.0.weight" in after and "matcher.gate.weight" not in after
+    for k in set(start) & set(after):  # one step at a negligible learning rate: the start is the checkpoint
+        assert torch.allclose(after[k], start[k], atol=1e-6), k
+    with pytest.raises(TrainError, match="init_from: checkpoint .* does not exist"):
+        train(tuned.replace(init_from=str(tmp_path / "none.safetensors")), tmp_path / "bad", progress=False)
+    narrower = tuned.replace(model_overrides={**tuned.model_overrides, "dim": 32})
+    with pytest.raises(TrainError, match="shape mismatches"):
+        train(narrower, tmp_path / "narrower", progress=False)
+
+
 def test_slarm_train_needs_neither_rosbags_nor_rclpy():
     # training machines (a GPU box) need not have the ROS side installed
     code = ("import sys; sys.modules['rosbags'] = sys.modules['rclpy'] = None\n"

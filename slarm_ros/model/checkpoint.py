@@ -7,6 +7,7 @@ missing, unexpected or mis-shaped tensors, non-finite weights.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -74,11 +75,7 @@ def load_checkpoint(path: str | Path, expected: SlarmConfig | None = None, devic
         diffs = [f"{f.name}: checkpoint {getattr(cfg, f.name)!r}, expected {getattr(expected, f.name)!r}"
                  for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(expected, f.name)]
         raise CheckpointError(f"checkpoint {path} was made for another configuration: " + "; ".join(diffs))
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path}: weights cannot be read ({e})") from e
-
+    tensors = _read_tensors(path)
     model = SlarmNet(cfg)
     wanted = model.state_dict()
     missing = sorted(set(wanted) - set(tensors))
@@ -94,11 +91,53 @@ def load_checkpoint(path: str | Path, expected: SlarmConfig | None = None, devic
         problems.append(f"shape mismatches {_few(misshaped)}")
     if problems:
         raise CheckpointError(f"checkpoint {path} does not fit config '{cfg.name}': " + "; ".join(problems))
+    model.load_state_dict(tensors)
+    return model.to(device)
+
+
+@dataclass(frozen=True)
+class WeightTransfer:
+    """What ``init_from_checkpoint`` did: tensor names loaded, left at their fresh values, ignored."""
+
+    loaded: list[str]
+    fresh: list[str]
+    ignored: list[str]
+
+
+def init_from_checkpoint(model: SlarmNet, path: str | Path) -> WeightTransfer:
+    """Start ``model`` from another checkpoint's weights (fine-tuning).
+
+    The checkpoint may describe a different configuration: tensors it shares with the model by name
+    and shape are copied, the model's other tensors keep their fresh values (a new layer), and the
+    checkpoint's other tensors are ignored (a removed one). A shared name of another shape means the
+    two networks do not correspond, and is an error, as are an unreadable file and non-finite weights.
+    """
+    path = Path(path)
+    checkpoint_config(path)  # a file this project wrote, with a config this version reads
+    tensors = _read_tensors(path)
+    wanted = model.state_dict()
+    shared = sorted(set(wanted) & set(tensors))
+    misshaped = [f"{k}: checkpoint {tuple(tensors[k].shape)}, model {tuple(wanted[k].shape)}"
+                 for k in shared if tensors[k].shape != wanted[k].shape]
+    if misshaped:
+        raise CheckpointError(f"checkpoint {path} cannot start this network: shape mismatches {_few(misshaped)}")
+    if not shared:
+        raise CheckpointError(f"checkpoint {path} shares no tensor with this network")
+    model.load_state_dict({k: tensors[k] for k in shared}, strict=False)
+    return WeightTransfer(loaded=shared, fresh=sorted(set(wanted) - set(tensors)),
+                          ignored=sorted(set(tensors) - set(wanted)))
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """All tensors of a checkpoint, on the CPU, checked to be finite."""
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path}: weights cannot be read ({e})") from e
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"checkpoint {path} has non-finite weights in {_few(bad)}")
-    model.load_state_dict(tensors)
-    return model.to(device)
+    return tensors
 
 
 def checkpoint_notes(path: str | Path) -> dict[str, str]:
@@ -111,5 +150,5 @@ def _few(items: list[str], limit: int = 5) -> str:
     return f"[{shown}{', ...' if len(items) > limit else ''}] ({len(items)} in all)"
 
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "checkpoint_config", "checkpoint_notes",
+__all__ = ["CheckpointError", "WeightTransfer", "save_checkpoint", "load_checkpoint", "init_from_checkpoint", "checkpoint_config", "checkpoint_notes",
            "read_metadata"]

@@ -22,6 +22,9 @@ class TrainConfig:
 
     model: str = "slarm-tiny"  # a shipped network configuration, or a path to one (YAML)
     model_overrides: dict = field(default_factory=dict)  # e.g. {motion_degree: 1}
+    # fine-tuning: start from this checkpoint's weights ("shipped": the package's default model);
+    # tensors the network shares with it by name are copied, new ones start fresh
+    init_from: str = ""
     # data: drives of the synthetic world, seeds [first_seed, first_seed + num_drives)
     first_seed: int = 1000
     num_drives: int = 12

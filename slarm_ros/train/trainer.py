@@ -29,8 +29,8 @@ import yaml
 from tqdm import tqdm
 
 from ..model import SlarmNet
-from ..model.checkpoint import load_checkpoint, save_checkpoint
-from ..stream.reconstructor import resolve_device
+from ..model.checkpoint import CheckpointError, init_from_checkpoint, load_checkpoint, save_checkpoint
+from ..stream.reconstructor import DEFAULT_CHECKPOINT, resolve_device
 from ..world.config import CLASS_ID, CLASSES, WorldConfig
 from .config import TrainConfig
 from .curves import plot_logs
@@ -163,6 +163,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, command: s
     else:
         model = SlarmNet(net_cfg)
         state = None
+        if cfg.init_from:
+            _init_weights(model, cfg.init_from, env)
     model = model.to(env.device).train()
     optimizer = make_optimizer(model, cfg)
     if state is not None:
@@ -248,6 +250,17 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, command: s
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         plot_logs({net_cfg.name: out / "log.csv"}, out / "curves.png")
     return summary
+
+
+def _init_weights(model: SlarmNet, init_from: str, env: Dist) -> None:
+    path = DEFAULT_CHECKPOINT if init_from == "shipped" else Path(init_from)
+    try:
+        transfer = init_from_checkpoint(model, path)
+    except CheckpointError as e:
+        raise TrainError(f"init_from: {e}") from e
+    if env.main:
+        log.info("started from %s: %d tensors loaded, %d fresh %s, %d of the checkpoint's ignored %s", path,
+                    len(transfer.loaded), len(transfer.fresh), transfer.fresh, len(transfer.ignored), transfer.ignored)
 
 
 def _load_drives(cfg: TrainConfig, height: int, width: int, env: Dist, progress: bool):
