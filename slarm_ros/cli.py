@@ -8,6 +8,7 @@
   slarm regression [--record]                                             shipped model vs recorded metrics
   slarm compare LABEL=EVAL_DIR [...]                                      one table of several evaluations
   slarm train --config train-tiny.yaml --out DIR [--resume]               self-supervised training
+  slarm reconfigure IN OUT KEY=VALUE [...]                                a checkpoint with other settings
   slarm bench engine [--out DIR]                                          latency / memory vs T
   slarm bench node [--out DIR]                                            node end-to-end latency
   slarm demo                                                              the node on a synthetic drive
@@ -143,6 +144,33 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reconfigure(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .model.checkpoint import CheckpointError, with_config
+
+    changes = {}
+    for setting in args.settings:
+        key, sep, value = setting.partition("=")
+        if not sep or not key:
+            print(f"error: '{setting}' is not KEY=VALUE", file=sys.stderr)
+            return 2
+        changes[key] = yaml.safe_load(value)
+    try:
+        out = with_config(args.checkpoint or _shipped_checkpoint(), args.out, **changes)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} with {changes}")
+    return 0
+
+
+def _shipped_checkpoint() -> Path:
+    from .stream.reconstructor import DEFAULT_CHECKPOINT
+
+    return DEFAULT_CHECKPOINT
+
+
 def _bench_node(args: argparse.Namespace) -> int:
     from .eval import bench_node
 
@@ -249,6 +277,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     tr.add_argument("--init-from", default=None,
                     help="start from this checkpoint's weights, 'shipped' for the default model (fine-tuning)")
     tr.set_defaults(func=_train)
+
+    reconf = commands.add_parser("reconfigure", help="copy a checkpoint with settings that keep its weights changed")
+    reconf.add_argument("checkpoint", help="checkpoint to copy ('' for the shipped model)")
+    reconf.add_argument("out", help="checkpoint to write")
+    reconf.add_argument("settings", nargs="+", help="KEY=VALUE, e.g. head_velocity_scale=0 match_steps_back=5")
+    reconf.set_defaults(func=_reconfigure)
 
     bench = commands.add_parser("bench", help="benchmarks that print and save numbers")
     targets = bench.add_subparsers(dest="target", required=True)

@@ -7,7 +7,7 @@ from safetensors.torch import save_file
 
 from slarm_ros.model import SlarmConfig, SlarmNet
 from slarm_ros.model.checkpoint import (CheckpointError, checkpoint_notes, init_from_checkpoint, load_checkpoint,
-                                       save_checkpoint)
+                                       save_checkpoint, with_config)
 from slarm_ros.stream import Reconstructor
 
 CFG = SlarmConfig(name="test", image_height=32, image_width=48, patch_size=8, dim=32, depth=2, num_heads=2,
@@ -109,7 +109,39 @@ def test_fine_tuning_start_refuses_networks_that_do_not_correspond(tmp_path):
         init_from_checkpoint(SlarmNet(CFG), tmp_path / "garbage.safetensors")
 
 
+def test_inference_settings_change_without_touching_the_weights(tmp_path):
+    matching = CFG.replace(motion_matching=True)
+    net, path = saved(tmp_path, matching)
+    out = with_config(path, tmp_path / "hv0.safetensors", head_velocity_scale=0.0, match_steps_back=3)
+    changed = load_checkpoint(out)
+    assert changed.cfg == matching.replace(head_velocity_scale=0.0, match_steps_back=3)
+    assert all(torch.equal(v, changed.state_dict()[k]) for k, v in net.state_dict().items())
+    assert json.loads(checkpoint_notes(out)["config_changed"]) == {"head_velocity_scale": 0.0, "match_steps_back": 3}
+    assert checkpoint_notes(out)["steps"] == "12"
+    with pytest.raises(CheckpointError, match="alters the network's tensors"):
+        with_config(path, tmp_path / "x.safetensors", semantic_dim=4)
+    with pytest.raises(CheckpointError, match="head_velocity_scale must be in"):
+        with_config(path, tmp_path / "x.safetensors", head_velocity_scale=2.0)
+    with pytest.raises(CheckpointError, match="cannot change the config"):
+        with_config(path, tmp_path / "x.safetensors", no_such_field=1)
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 def test_unknown_config_name_lists_the_available_ones():
     with pytest.raises(ValueError, match="slarm-tiny"):
         SlarmConfig.named("slarm-huge")
     assert json.loads(CFG.to_json())["dim"] == 32
+
+
+def test_slarm_reconfigure_writes_the_copy_and_refuses_bad_settings(tmp_path, capsys):
+    from slarm_ros.cli import main
+
+    _, path = saved(tmp_path, CFG.replace(motion_matching=True))
+    out = tmp_path / "copy.safetensors"
+    assert main(["reconfigure", str(path), str(out), "head_velocity_scale=0", "match_steps_back=5"]) == 0
+    assert load_checkpoint(out).cfg.match_steps_back == 5
+    assert main(["reconfigure", str(path), str(out), "match_steps_back"]) == 2
+    assert main(["reconfigure", str(path), str(out), "dim=48"]) == 2
+    assert main(["reconfigure", str(tmp_path / "none.safetensors"), str(out), "match_steps_back=2"]) == 2
+    err = capsys.readouterr().err
+    assert "is not KEY=VALUE" in err and "alters the network's tensors" in err and "does not exist" in err

@@ -7,6 +7,7 @@ missing, unexpected or mis-shaped tensors, non-finite weights.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +129,24 @@ def init_from_checkpoint(model: SlarmNet, path: str | Path) -> WeightTransfer:
                           ignored=sorted(set(tensors) - set(wanted)))
 
 
+def with_config(path: str | Path, out: str | Path, **changes) -> Path:
+    """Write a copy of a checkpoint whose config differs in ``changes`` (settings that leave the
+    tensors as they are, e.g. ``head_velocity_scale`` or ``match_steps_back``); its notes are kept
+    and the changes noted. A change that alters the tensors fails as a mismatched checkpoint."""
+    model = load_checkpoint(path)
+    notes = checkpoint_notes(path)
+    try:
+        changed = SlarmNet(model.cfg.replace(**changes))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"cannot change the config of {path}: {e}") from e
+    try:
+        changed.load_state_dict(model.state_dict())
+    except RuntimeError as e:
+        raise CheckpointError(f"changing {sorted(changes)} alters the network's tensors; retrain instead") from e
+    notes["config_changed"] = json.dumps(changes, sort_keys=True)
+    return save_checkpoint(changed, out, notes)
+
+
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     """All tensors of a checkpoint, on the CPU, checked to be finite."""
     try:
@@ -150,5 +169,5 @@ def _few(items: list[str], limit: int = 5) -> str:
     return f"[{shown}{', ...' if len(items) > limit else ''}] ({len(items)} in all)"
 
 
-__all__ = ["CheckpointError", "WeightTransfer", "save_checkpoint", "load_checkpoint", "init_from_checkpoint", "checkpoint_config", "checkpoint_notes",
+__all__ = ["CheckpointError", "WeightTransfer", "save_checkpoint", "load_checkpoint", "init_from_checkpoint", "with_config", "checkpoint_config", "checkpoint_notes",
            "read_metadata"]
