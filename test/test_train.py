@@ -152,18 +152,22 @@ def test_bad_runs_and_states_are_refused_with_a_reason(tmp_path, drive_cache):
         TrainConfig.from_dict({"losses": {"dept": 1.0}})
 
 
-def test_fine_tuning_starts_from_a_checkpoint_with_a_changed_matcher(tmp_path, drive_cache):
+def test_fine_tuning_starts_from_a_checkpoint_and_trains_only_the_asked_parts(tmp_path, drive_cache):
     base = small_config(tmp_path, cache_dir=str(drive_cache), steps=2,
                         model_overrides={**SMALL_NET, "motion_matching": True})
     train(base, tmp_path / "base", progress=False)
     start = load_checkpoint(tmp_path / "base" / "model.safetensors").state_dict()
-    tuned = base.replace(init_from=str(tmp_path / "base" / "model.safetensors"), steps=1, lr=1e-12,
+    tuned = base.replace(init_from=str(tmp_path / "base" / "model.safetensors"), steps=3, train_parts=["matcher"],
                          model_overrides={**base.model_overrides, "match_gate_hidden": 4})
     train(tuned, tmp_path / "tuned", progress=False)
     after = load_checkpoint(tmp_path / "tuned" / "model.safetensors").state_dict()
     assert "matcher.gate.0.weight" in after and "matcher.gate.weight" not in after
-    for k in set(start) & set(after):  # one step at a negligible learning rate: the start is the checkpoint
-        assert torch.allclose(after[k], start[k], atol=1e-6), k
+    for k in set(start) & set(after):
+        if not k.startswith("matcher."):  # frozen: exactly the checkpoint's
+            assert torch.equal(after[k], start[k]), k
+    assert not torch.equal(after["matcher.describe.weight"], start["matcher.describe.weight"])
+    with pytest.raises(TrainError, match=r"train_parts \['matchr'\] are not parts"):
+        train(tuned.replace(train_parts=["matchr"]), tmp_path / "typo", progress=False)
     with pytest.raises(TrainError, match="init_from: checkpoint .* does not exist"):
         train(tuned.replace(init_from=str(tmp_path / "none.safetensors")), tmp_path / "bad", progress=False)
     narrower = tuned.replace(model_overrides={**tuned.model_overrides, "dim": 32})

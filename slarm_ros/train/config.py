@@ -25,6 +25,9 @@ class TrainConfig:
     # fine-tuning: start from this checkpoint's weights ("shipped": the package's default model);
     # tensors the network shares with it by name are copied, new ones start fresh
     init_from: str = ""
+    # parts of the network to train (SlarmNet.parameter_groups names, e.g. [matcher]); empty: all.
+    # The others keep their weights: fine-tuning one part leaves what the rest learned intact.
+    train_parts: list = field(default_factory=list)
     # data: drives of the synthetic world, seeds [first_seed, first_seed + num_drives)
     first_seed: int = 1000
     num_drives: int = 12

@@ -90,8 +90,9 @@ def learning_rate(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
 
 def make_optimizer(model: SlarmNet, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW; weight decay on matrices and convolution kernels only (not on biases, norms, scalars)."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.dim() < 2]
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.dim() >= 2]
+    rest = [p for p in trained if p.dim() < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                               {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
 
@@ -166,6 +167,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, command: s
         if cfg.init_from:
             _init_weights(model, cfg.init_from, env)
     model = model.to(env.device).train()
+    _freeze_other_parts(model, cfg.train_parts)
     optimizer = make_optimizer(model, cfg)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -250,6 +252,19 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, command: s
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         plot_logs({net_cfg.name: out / "log.csv"}, out / "curves.png")
     return summary
+
+
+def _freeze_other_parts(model: SlarmNet, parts: list[str]) -> None:
+    """Train only ``parts`` (all when empty); the other parameters get no gradient."""
+    if not parts:
+        return
+    groups = model.parameter_groups()
+    unknown = sorted(set(parts) - set(groups))
+    if unknown:
+        raise TrainError(f"train_parts {unknown} are not parts of this network; it has {sorted(groups)}")
+    for name, params in groups.items():
+        for p in params:
+            p.requires_grad_(name in parts)
 
 
 def _init_weights(model: SlarmNet, init_from: str, env: Dist) -> None:
