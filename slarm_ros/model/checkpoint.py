@@ -169,5 +169,5 @@ def _few(items: list[str], limit: int = 5) -> str:
     return f"[{shown}{', ...' if len(items) > limit else ''}] ({len(items)} in all)"
 
 
-__all__ = ["CheckpointError", "WeightTransfer", "save_checkpoint", "load_checkpoint", "init_from_checkpoint", "with_config", "checkpoint_config", "checkpoint_notes",
-           "read_metadata"]
+__all__ = ["CheckpointError", "WeightTransfer", "save_checkpoint", "load_checkpoint", "init_from_checkpoint",
+           "with_config", "checkpoint_config", "checkpoint_notes", "read_metadata"]
