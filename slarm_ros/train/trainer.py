@@ -275,7 +275,7 @@ def _init_weights(model: SlarmNet, init_from: str, env: Dist) -> None:
         raise TrainError(f"init_from: {e}") from e
     if env.main:
         log.info("started from %s: %d tensors loaded, %d fresh %s, %d of the checkpoint's ignored %s", path,
-                    len(transfer.loaded), len(transfer.fresh), transfer.fresh, len(transfer.ignored), transfer.ignored)
+                 len(transfer.loaded), len(transfer.fresh), transfer.fresh, len(transfer.ignored), transfer.ignored)
 
 
 def _load_drives(cfg: TrainConfig, height: int, width: int, env: Dist, progress: bool):
