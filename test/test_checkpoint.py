@@ -122,6 +122,8 @@ def test_inference_settings_change_without_touching_the_weights(tmp_path):
         with_config(path, tmp_path / "x.safetensors", semantic_dim=4)
     with pytest.raises(CheckpointError, match="head_velocity_scale must be in"):
         with_config(path, tmp_path / "x.safetensors", head_velocity_scale=2.0)
+    wider = load_checkpoint(with_config(path, tmp_path / "reach.safetensors", match_pool=1, match_radius=4))
+    assert (wider.matcher.pool, wider.matcher.radius) == (1, 4)
     with pytest.raises(CheckpointError, match="cannot change the config"):
         with_config(path, tmp_path / "x.safetensors", no_such_field=1)
     assert not (tmp_path / "x.safetensors").exists()

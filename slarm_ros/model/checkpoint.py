@@ -131,7 +131,8 @@ def init_from_checkpoint(model: SlarmNet, path: str | Path) -> WeightTransfer:
 
 def with_config(path: str | Path, out: str | Path, **changes) -> Path:
     """Write a copy of a checkpoint whose config differs in ``changes`` (settings that leave the
-    tensors as they are, e.g. ``head_velocity_scale`` or ``match_steps_back``); its notes are kept
+    tensors as they are, e.g. ``head_velocity_scale``, ``match_steps_back``, ``match_pool`` or
+    ``match_radius``); its notes are kept
     and the changes noted. A change that alters the tensors fails as a mismatched checkpoint."""
     model = load_checkpoint(path)
     notes = checkpoint_notes(path)

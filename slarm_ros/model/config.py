@@ -41,6 +41,15 @@ class SlarmConfig:
     # only acceleration and jerk (its velocity guess does not carry over to unseen drives; docs/training.md)
     head_velocity_scale: float = 1.0
     match_steps_back: int = 1  # match against the timestep this many steps back (fewer where the stream is younger)
+    # matching cells are match_pool x match_pool Gaussians; the search covers (2 match_radius + 1)^2 cells
+    # around a Gaussian's projection, so its reach is match_radius * match_pool * gaussian_stride pixels
+    match_pool: int = 2
+    match_radius: int = 2
+    # what a match measures: "point", the displacement from the matched earlier centre (depth noise
+    # of both timesteps included); "ray", only its part across the earlier camera's ray through the
+    # match (the earlier point taken at the current centre's range), so static surfaces match to
+    # zero whatever their depth noise, and motion along that ray is not seen
+    match_evidence: str = "point"
     # hidden channels of the matcher's gate; 0: one linear layer, which cannot weigh a velocity by its size
     match_gate_hidden: int = 0
     motion_gate: bool = False  # a per-Gaussian gate in (0, 1) on all its motion; the `dynamic` loss pushes it to 0
@@ -63,6 +72,10 @@ class SlarmConfig:
             raise ValueError(f"head_velocity_scale must be in [0, 1], got {self.head_velocity_scale}")
         if self.match_steps_back < 1:
             raise ValueError(f"match_steps_back must be at least 1, got {self.match_steps_back}")
+        if self.match_evidence not in ("point", "ray"):
+            raise ValueError(f"match_evidence must be 'point' or 'ray', got {self.match_evidence!r}")
+        if self.match_pool < 1 or self.match_radius < 0:
+            raise ValueError(f"need match_pool >= 1 and match_radius >= 0, got {self.match_pool}, {self.match_radius}")
         if not 0 < self.near < self.far:
             raise ValueError(f"need 0 < near < far, got near {self.near}, far {self.far}")
         parse_attention(self.attention)
