@@ -45,11 +45,6 @@ class SlarmConfig:
     # around a Gaussian's projection, so its reach is match_radius * match_pool * gaussian_stride pixels
     match_pool: int = 2
     match_radius: int = 2
-    # what a match measures: "point", the displacement from the matched earlier centre (depth noise
-    # of both timesteps included); "ray", only its part across the earlier camera's ray through the
-    # match (the earlier point taken at the current centre's range), so static surfaces match to
-    # zero whatever their depth noise, and motion along that ray is not seen
-    match_evidence: str = "point"
     # hidden channels of the matcher's gate; 0: one linear layer, which cannot weigh a velocity by its size
     match_gate_hidden: int = 0
     motion_gate: bool = False  # a per-Gaussian gate in (0, 1) on all its motion; the `dynamic` loss pushes it to 0
@@ -72,8 +67,6 @@ class SlarmConfig:
             raise ValueError(f"head_velocity_scale must be in [0, 1], got {self.head_velocity_scale}")
         if self.match_steps_back < 1:
             raise ValueError(f"match_steps_back must be at least 1, got {self.match_steps_back}")
-        if self.match_evidence not in ("point", "ray"):
-            raise ValueError(f"match_evidence must be 'point' or 'ray', got {self.match_evidence!r}")
         if self.match_pool < 1 or self.match_radius < 0:
             raise ValueError(f"need match_pool >= 1 and match_radius >= 0, got {self.match_pool}, {self.match_radius}")
         if not 0 < self.near < self.far:

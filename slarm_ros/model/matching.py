@@ -9,8 +9,7 @@ the same depth noise is a smaller velocity). The
 poses are known, so a static surface lands on itself there and a moving one lands where it is
 now, with its earlier self a few cells away. A (2r+1)^2 neighbourhood (r = ``match_radius``) of
 the earlier timestep's Gaussians around the projection is compared by learned descriptors and colour; the soft-matched
-earlier centre gives a displacement (or, with ``match_evidence: ray``, only its part across the
-earlier camera's ray), and a learned gate decides how much of it is velocity.
+earlier centre gives a displacement, and a learned gate decides how much of it is velocity.
 No flow is supervised: descriptors and gate learn from rendering other timestamps, as all motion does.
 """
 from __future__ import annotations
@@ -133,10 +132,6 @@ class MotionMatcher(nn.Module):
         ok = inside.any(2)
         weights = torch.softmax(logits.masked_fill(~ok[:, :, None], 0.0), dim=2)
         matched = (weights[:, :, None] * nb_means).sum(3).permute(0, 1, 3, 4, 2)  # (n, C, h, w, 3)
-        if self.cfg.match_evidence == "ray":
-            origin = p[:, :, None, None, :]
-            direction = F.normalize(matched - origin, dim=-1)
-            matched = origin + direction * (means - origin).norm(dim=-1, keepdim=True)
         dt = (times - prev.time).clamp_min(1e-3)[:, None, None, None, None]
         velocity = (means - matched) / dt
         velocity = velocity * ok[..., None]
