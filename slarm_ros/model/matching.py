@@ -1,15 +1,16 @@
 """Velocity evidence by matching each Gaussian to the Gaussians of an earlier timestep.
 
 Attention alone has to discover motion from rays and appearance; here it is given as geometry.
-Matching runs on a grid ``match_pool`` times coarser than the Gaussians' (block means of their centres,
-colours and head features), which keeps it to a few per cent of a streaming step; its result is
-spread back to the Gaussians of each block. Each block's centre (anchor frame) is projected into
+Matching runs on a grid ``match_pool`` times coarser than the Gaussians' (block means of their
+centres, colours and head features), which keeps it to a few per cent of a streaming step; its
+result is spread back to the Gaussians of each block. Each block's centre (anchor frame) is projected into
 the same camera one timestep back (or ``match_steps_back``: a longer baseline, against which
 the same depth noise is a smaller velocity). The
 poses are known, so a static surface lands on itself there and a moving one lands where it is
 now, with its earlier self a few cells away. A (2r+1)^2 neighbourhood (r = ``match_radius``) of
-the earlier timestep's Gaussians around the projection is compared by learned descriptors and colour; the soft-matched
-earlier centre gives a displacement, and a learned gate decides how much of it is velocity.
+the earlier timestep's Gaussians around the projection is compared by learned descriptors and
+colour; the soft-matched earlier centre gives a displacement, and a learned gate decides how much
+of it is velocity.
 No flow is supervised: descriptors and gate learn from rendering other timestamps, as all motion does.
 """
 from __future__ import annotations
@@ -39,9 +40,8 @@ class MotionMatcher(nn.Module):
     def __init__(self, cfg: SlarmConfig, channels: int, dim: int = 8):
         super().__init__()
         self.cfg = cfg
-        radius, pool = cfg.match_radius, cfg.match_pool
-        self.radius = radius
-        self.pool = pool
+        self.radius = radius = cfg.match_radius
+        self.pool = pool = cfg.match_pool
         if any(n % pool for n in cfg.gaussian_grid):
             raise ValueError(f"motion matching pools the {cfg.gaussian_grid} Gaussian grid by {pool}: it must divide it")
         self.describe = nn.Conv2d(channels, dim, 1)
@@ -131,8 +131,8 @@ class MotionMatcher(nn.Module):
         logits = logits.masked_fill(~inside, float("-inf"))
         ok = inside.any(2)
         weights = torch.softmax(logits.masked_fill(~ok[:, :, None], 0.0), dim=2)
-        matched = (weights[:, :, None] * nb_means).sum(3).permute(0, 1, 3, 4, 2)  # (n, C, h, w, 3)
+        matched = (weights[:, :, None] * nb_means).sum(3)  # (n, C, 3, h, w)
         dt = (times - prev.time).clamp_min(1e-3)[:, None, None, None, None]
-        velocity = (means - matched) / dt
+        velocity = (means - matched.permute(0, 1, 3, 4, 2)) / dt
         velocity = velocity * ok[..., None]
         return velocity, ok.to(means.dtype)
