@@ -9,6 +9,8 @@ import time
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 
+from finish import finish
+
 
 def main():
     seconds = float(sys.argv[1])
@@ -28,8 +30,7 @@ def main():
     while time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.1)
     print(json.dumps(last))
-    node.destroy_node()
-    rclpy.shutdown()
+    finish(node)
 
 
 if __name__ == "__main__":

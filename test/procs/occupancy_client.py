@@ -8,6 +8,8 @@ from rclpy.node import Node
 from slarm_msgs.msg import SemanticOccupancy
 from slarm_msgs.srv import SetQueries
 
+from finish import finish
+
 TIMEOUT_S = 30.0
 
 
@@ -51,8 +53,7 @@ def main():
                       for s in resp.stats],
         },
     }))
-    node.destroy_node()
-    rclpy.shutdown()
+    finish(node)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import sys
 import rclpy
 from slarm_msgs.srv import SetQueries
 
+from finish import finish
+
 
 def main():
     node_name, requests = sys.argv[1], json.loads(sys.argv[2])
@@ -36,8 +38,7 @@ def main():
         results.append({"success": r.success, "message": r.message,
                         "stats": [[s.query, s.matched_points, s.occupied_voxels] for s in r.stats]})
     print(json.dumps(results))
-    node.destroy_node()
-    rclpy.shutdown()
+    finish(node)
 
 
 if __name__ == "__main__":

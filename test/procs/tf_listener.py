@@ -7,6 +7,8 @@ import rclpy
 from rclpy.node import Node
 from tf2_msgs.msg import TFMessage
 
+from finish import finish
+
 TIMEOUT_S = 30.0
 
 
@@ -35,8 +37,7 @@ def main():
             for t in received[0].transforms
         ],
     }))
-    node.destroy_node()
-    rclpy.shutdown()
+    finish(node)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from finish import finish
+
 
 def main():
     timeout = float(sys.argv[1])
@@ -47,8 +49,7 @@ def main():
                     hashes[topic] = str(infos[0].topic_type_hash)
     print(json.dumps({"counts": counts, "hashes": hashes,
                       "first_last": {t: [s[0], s[-1]] if s else None for t, s in stamps.items()}}))
-    node.destroy_node()
-    rclpy.shutdown()
+    finish(node)
 
 
 if __name__ == "__main__":
