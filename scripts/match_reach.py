@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from slarm_ros.eval.metrics import MOVING_M
 from slarm_ros.world.config import CLASS_ID, GROUND_CLASSES
-
-MOVING_M_PER_S = 0.1  # true speed from which a pixel counts as moving
 
 
 def project(points: np.ndarray, cam_to_world: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -47,7 +46,9 @@ def offsets_in_drive(drive: dict[str, np.ndarray], back: int, cell: float) -> tu
         for c in range(cams):
             valid = (depth[t, c] > 0) & ~ground[t, c]
             scored += int(valid.sum())
-            moving = valid & (np.linalg.norm(flow[t, c], axis=-1) > MOVING_M_PER_S)
+            # moving as `slarm eval` counts it: over one frame interval, at least MOVING_M
+            frame_s = times[t] - times[t - 1]
+            moving = valid & (np.linalg.norm(flow[t, c], axis=-1) * frame_s >= MOVING_M)
             if not moving.any():
                 continue
             z = depth[t, c][moving]
@@ -62,6 +63,7 @@ def offsets_in_drive(drive: dict[str, np.ndarray], back: int, cell: float) -> tu
 
 
 def summary(offsets: np.ndarray, radius: int) -> dict[str, float]:
+    """Median and 90th percentile of the offsets (cells), and the share within ``radius`` cells."""
     finite = offsets[np.isfinite(offsets)]
     return {"moving_pixels": int(len(finite)), "median_offset_cells": float(np.median(finite)),
             "p90_offset_cells": float(np.percentile(finite, 90)), "within_reach": float((finite <= radius + 0.5).mean())}
