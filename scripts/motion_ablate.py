@@ -6,8 +6,9 @@ head's coefficients dropped (matched velocity only), its velocity halved or drop
 (``head_velocity_scale``), its acceleration and jerk dropped, the matched velocity dropped (head only).
 Each variant changes the network's outputs through forward hooks or its config; nothing is retrained.
 
-usage: python scripts/motion_ablate.py RUN_DIR [--held-out-world JSON]
+usage: python scripts/motion_ablate.py RUN_DIR [--held-out-world JSON] [--camera C] [--only NAME ...]
 e.g.   python scripts/motion_ablate.py out/motion_proxy/gate-deg3 --held-out-world '{"non_uniform_share": 1.0}'
+       python scripts/motion_ablate.py out/proxy3/wide --camera 1 --only "as trained" --only "head velocity dropped"
 """
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
     parser.add_argument("--held-out-world", default="{}", help="world overrides (JSON) for the held-out drives")
+    parser.add_argument("--camera", type=int, help="score this camera's pixels only (all by default)")
+    parser.add_argument("--only", action="append", help="a variant to score, by name (repeatable; all by default)")
     args = parser.parse_args()
     cfg = TrainConfig.from_yaml(args.run / "train_config.yaml")
     model = load_checkpoint(args.run / "model.safetensors")
@@ -70,6 +73,11 @@ def main() -> int:
     }
     configs = {"head velocity halved": model.cfg.replace(head_velocity_scale=0.5),
                "head velocity dropped": model.cfg.replace(head_velocity_scale=0.0)}
+    if args.only:
+        unknown = sorted(set(args.only) - set(variants))
+        if unknown:
+            parser.error(f"unknown variants {unknown}; known: {list(variants)}")
+        variants = {name: hooks for name, hooks in variants.items() if name in args.only}
     trained_cfg = model.cfg
     results = {}
     for name, hooks in variants.items():
@@ -78,7 +86,7 @@ def main() -> int:
         handles = [module.register_forward_hook(hook) for module, hook in hooks]
         model.cfg = configs.get(name, trained_cfg)
         try:
-            results[name] = score_held_out(model, cfg, json.loads(args.held_out_world))
+            results[name] = score_held_out(model, cfg, json.loads(args.held_out_world), args.camera)
         finally:
             model.cfg = trained_cfg
             for handle in handles:
@@ -88,7 +96,8 @@ def main() -> int:
               f"  static {r['static_epe3d']:.4f}"
               f"  (zero motion {r['zero_motion_epe3d']:.4f} / {r['dynamic_zero_epe3d']:.4f})"
               f"  moving: recovered {r['dynamic_recovered']:.2f}, cosine {r['dynamic_cosine']:.2f}")
-    (args.run / "ablation.json").write_text(json.dumps(results, indent=1))
+    suffix = "" if args.camera is None else f"-camera{args.camera}"
+    (args.run / f"ablation{suffix}.json").write_text(json.dumps(results, indent=1))
     return 0
 
 

@@ -11,6 +11,8 @@ e.g.   python scripts/motion_proxy.py matching --model '{"motion_matching": true
        python scripts/motion_proxy.py back5 --model '{"motion_matching": true, "motion_gate": true,
            "match_steps_back": 5, "match_gate_hidden": 16}' --train '{"context": 6}' --losses '{"dynamic": 0.05}'
            --held-out-world '{"non_uniform_share": 1.0}'     (then scripts/motion_ablate.py out/motion_proxy/back5)
+       with the two front-side cameras too: --model '{..., "num_cameras": 3}'
+           --train '{..., "world": {"cameras": 3, "moving_cars": 30}}'
 """
 from __future__ import annotations
 
@@ -34,14 +36,15 @@ WORLD = dict(cameras=1, moving_cars=30)
 HELD_OUT_SEEDS = (900, 901)
 
 
-def score_held_out(model, cfg: TrainConfig, world_overrides: dict) -> dict[str, float]:
-    """Mean scores over windows of the held-out drives (seeds never trained on)."""
-    held_out = cfg.replace(world={**WORLD, **world_overrides})
+def score_held_out(model, cfg: TrainConfig, world_overrides: dict, camera: int | None = None) -> dict[str, float]:
+    """Mean scores over windows of the held-out drives (seeds never trained on); of one camera if given."""
+    held_out = cfg.replace(world={**cfg.world, **world_overrides})  # the training world's cameras and traffic
     scores = []
     for seed in HELD_OUT_SEEDS:
         clip = cached_drive(held_out.replace(first_seed=seed).drive(0), NETWORK["image_height"], NETWORK["image_width"],
                             cfg.cache_dir, cfg.supersample)
-        scores += [score_window(model, clip, start, cfg.context) for start in range(0, clip.num_steps - 4, 3)]
+        scores += [score_window(model, clip, start, cfg.context, camera)
+                   for start in range(0, clip.num_steps - 4, 3)]
     return {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}
 
 

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from slarm_ros.model import SlarmNet
+from slarm_ros.model import SlarmNet, ViewBatch
 from slarm_ros.model.checkpoint import CheckpointError, load_checkpoint
+from slarm_ros.model.config import CONFIG_DIR
 from slarm_ros.train.config import TrainConfig
 from slarm_ros.train.data import cached_drive, drive_cache_path, render_missing_drives, sample_window, window_at
 from slarm_ros.train.losses import LossWeights, semantic_losses
@@ -22,7 +23,7 @@ from slarm_ros.train.objective import window_loss
 from slarm_ros.train.teacher import ClassNameTeacher
 from slarm_ros.train.trainer import TrainError, learning_rate, train
 from slarm_ros.train.validate import score_window
-from slarm_ros.world.config import CLASS_ID, CLASSES
+from slarm_ros.world.config import CLASS_ID, CLASSES, GROUND_CLASSES
 
 # A network and world small enough to train in seconds on a CPU: one front camera at 40x64.
 SMALL_NET = dict(num_cameras=1, image_height=40, image_width=64, dim=64, depth=2, num_heads=2)
@@ -102,6 +103,22 @@ def test_learning_rate_warms_up_then_decays_by_steps_or_time():
     assert learning_rate(cfg, 100, 0) == pytest.approx(1e-4, rel=1e-6)
     timed = cfg.replace(minutes=1.0)
     assert learning_rate(timed, 20, 60.0) == pytest.approx(1e-4, rel=1e-6)  # the time budget is used up
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in CONFIG_DIR.glob("train-*.yaml")) + ["finetune-tiny.yaml"])
+def test_every_shipped_recipe_loads_and_its_network_runs_one_window(recipe):
+    cfg = TrainConfig.from_yaml(recipe)  # a shipped recipe by name, as `slarm train --config NAME` finds it
+    net = SlarmNet(cfg.network()).eval()
+    n = cfg.network()
+    views = ViewBatch(images=torch.rand(cfg.context, n.num_cameras, 3, n.image_height, n.image_width),
+                      K=torch.tensor([[n.image_width, 0.0, n.image_width / 2], [0.0, n.image_width, n.image_height / 2],
+                                      [0.0, 0.0, 1.0]]).expand(cfg.context, n.num_cameras, 3, 3),
+                      cam_to_anchor=torch.eye(4).expand(cfg.context, n.num_cameras, 4, 4),
+                      times=torch.arange(cfg.context) * 0.1)
+    with torch.inference_mode():
+        prediction = net(views)
+    assert len(prediction.gaussians) == cfg.context
+    assert all(torch.isfinite(g.means).all() and torch.isfinite(g.motion).all() for g in prediction.gaussians)
 
 
 def read_csv(path):
@@ -249,6 +266,21 @@ def test_overfitting_one_scene_learns_depth_and_motion_without_flow_loss(tmp_pat
     assert mean["flow_epe3d"] < mean["zero_motion_epe3d"], scores
     assert mean["dynamic_epe3d"] < mean["dynamic_zero_epe3d"], scores
 
+
+def test_scores_of_one_camera_count_that_camera_only(tmp_path):
+    cfg = small_config(tmp_path, world={**SMALL_WORLD, "cameras": 2}, model_overrides={**SMALL_NET, "num_cameras": 2})
+    clip = cached_drive(cfg.drive(0), 40, 64, tmp_path / "cache")
+    model = SlarmNet(cfg.network())
+    last, dt = 3, float(clip.times[1] - clip.times[0])
+    scored = (clip.depth[last] > 0) & ~np.isin(clip.semantic[last], [CLASS_ID[c] for c in GROUND_CLASSES])
+    speed = np.linalg.norm(clip.flow[last], axis=-1) * dt
+    assert speed[0][scored[0]].mean() != pytest.approx(speed[1][scored[1]].mean())  # the two cameras differ
+    for camera in (0, 1):
+        zero = score_window(model, clip, 0, 4, camera=camera)["zero_motion_epe3d"]
+        assert zero == pytest.approx(speed[camera][scored[camera]].mean(), rel=1e-5)
+    assert score_window(model, clip, 0, 4)["zero_motion_epe3d"] == pytest.approx(speed[scored].mean(), rel=1e-5)
+    with pytest.raises(ValueError, match="camera 2 does not exist"):
+        score_window(model, clip, 0, 4, camera=2)
 
 
 def test_the_semantic_class_term_weighs_every_class_equally_and_rewards_the_right_name():

@@ -18,10 +18,11 @@ from .data import DriveClip, window_at
 
 
 @torch.inference_mode()
-def score_window(model: SlarmNet, clip: DriveClip, start: int, context: int) -> dict[str, float]:
+def score_window(model: SlarmNet, clip: DriveClip, start: int, context: int, camera: int | None = None) -> dict[str, float]:
     """depth_absrel, flow_epe3d (m per frame interval), the zero-motion baseline's EPE3D and the spurious
     motion of static surfaces (static_epe3d); on moving actors
-    (dynamic_*): EPE3D, zero motion's, the share of their true motion recovered and the median cosine to it."""
+    (dynamic_*): EPE3D, zero motion's, the share of their true motion recovered and the median cosine to it.
+    ``camera``: score that camera's pixels only (all cameras by default)."""
     model.eval()
     last = start + context - 1
     window = window_at(clip, start, context, [(last, 1)], model.cfg.gaussian_stride)
@@ -39,6 +40,11 @@ def score_window(model: SlarmNet, clip: DriveClip, start: int, context: int) -> 
     gt_depth, gt_flow, semantic = clip.depth[last], clip.flow[last] * dt, clip.semantic[last]
     valid = gt_depth > 0
     moving_eval = valid & ~np.isin(semantic, [CLASS_ID[c] for c in GROUND_CLASSES])
+    if camera is not None:
+        if not 0 <= camera < valid.shape[0]:
+            raise ValueError(f"camera {camera} does not exist: the drive has {valid.shape[0]}")
+        one = (np.arange(valid.shape[0]) == camera)[:, None, None]
+        valid, moving_eval = valid & one, moving_eval & one
     depth = metrics.depth_errors(render.depth[..., 0].numpy()[valid], gt_depth[valid])
     flow_pred = flow.numpy()[moving_eval] * dt
     ours = metrics.flow_errors(flow_pred, gt_flow[moving_eval])
