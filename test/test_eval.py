@@ -45,6 +45,19 @@ def test_every_metric_is_present_and_valid(evaluated):
     assert on_disk["run"]["timesteps"] == 6
 
 
+def test_three_way_flow_split_agrees_with_the_moving_static_split(evaluated):
+    result, out = evaluated
+    # in the synthetic world only cars and pedestrians move, so the moving points are the moving foreground
+    # and the static points' error is a mean of the standing foreground's and the background's
+    assert result["flow_epe3d_fg_dynamic"] == pytest.approx(result["flow_epe3d_moving"])
+    low, high = sorted((result["flow_epe3d_fg_static"], result["flow_epe3d_background"]))
+    assert low - 1e-9 <= result["flow_epe3d_static"] <= high + 1e-9
+    parts = [result[k] for k in ("flow_epe3d_fg_dynamic", "flow_epe3d_fg_static", "flow_epe3d_background")]
+    assert result["flow_epe3d_threeway"] == pytest.approx(sum(parts) / 3)
+    assert result["baselines"]["zero_motion"]["flow_epe3d_background"] == 0.0  # no motion, and none is true
+    assert "| three-way EPE3D" in (out / "report.md").read_text()
+
+
 def test_report_and_figures_are_written(evaluated):
     _, out = evaluated
     report = (out / "report.md").read_text()

@@ -65,6 +65,24 @@ def test_flow_recovered_and_cosine_tell_short_and_wrong_way_motion():
     assert none["flow_recovered_moving"] == 0.0 and np.isnan(none["flow_cosine_moving"])
 
 
+def test_three_way_flow_split_by_hand():
+    # a moving car, a parked car given spurious motion, a wall, and a second moving car
+    gt = np.array([[1.0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 2.0, 0]])
+    pred = np.array([[0.5, 0, 0], [0.3, 0.4, 0], [0, 0, 0.01], [0, 2.0, 0]])
+    foreground = np.array([True, True, False, True])
+    out = metrics.flow_errors(pred, gt, foreground)
+    assert out["flow_epe3d_fg_dynamic"] == pytest.approx((0.5 + 0.0) / 2)
+    assert out["flow_epe3d_fg_static"] == pytest.approx(0.5)
+    assert out["flow_epe3d_background"] == pytest.approx(0.01)
+    assert out["flow_epe3d_threeway"] == pytest.approx((0.25 + 0.5 + 0.01) / 3)
+    assert out["flow_epe3d"] == pytest.approx((0.5 + 0.5 + 0.01 + 0.0) / 4)  # the pooled mean is unchanged
+    # no parked actors: the three-way mean is over the parts that have points
+    two = metrics.flow_errors(pred[[0, 2]], gt[[0, 2]], foreground[[0, 2]])
+    assert np.isnan(two["flow_epe3d_fg_static"]) and two["flow_epe3d_threeway"] == pytest.approx((0.5 + 0.01) / 2)
+    assert "flow_epe3d_threeway" not in metrics.flow_errors(pred, gt)  # only with a foreground mask
+    with pytest.raises(ValueError, match="foreground has 2 entries for 4 points"):
+        metrics.flow_errors(pred, gt, foreground[:2])
+
 def test_segmentation_scores_by_hand():
     gt = np.array([0, 0, 1, 1, 2, 2])
     pred = np.array([0, 1, 1, 1, 2, 0])

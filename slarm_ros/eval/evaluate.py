@@ -32,7 +32,7 @@ from ..semantics.scores import QueryScorer
 from ..semantics.text_encoder import default_text_encoder
 from ..stream import Reconstructor, StepResult
 from ..stream.reconstructor import sky_colors
-from ..world.config import CLASSES, GROUND_CLASSES
+from ..world.config import CLASSES, GROUND_CLASSES, MOVABLE_CLASSES
 from . import metrics
 
 METHODS = ("slarm", "zero_motion", "copy_last")
@@ -46,6 +46,7 @@ class Accumulator:
     depth_gt: list = field(default_factory=list)
     flow_pred: list = field(default_factory=list)
     flow_gt: list = field(default_factory=list)
+    flow_foreground: list = field(default_factory=list)  # (N,) bool per flow point: a movable class
     confusion: np.ndarray | None = None
     query_counts: np.ndarray | None = None  # (T, C, 3) single-query threshold counts
     psnr_next: list = field(default_factory=list)
@@ -57,7 +58,8 @@ class Accumulator:
         if self.depth_gt:
             out.update(metrics.depth_errors(np.concatenate(self.depth_pred), np.concatenate(self.depth_gt)))
         if self.flow_gt:
-            out.update(metrics.flow_errors(np.concatenate(self.flow_pred), np.concatenate(self.flow_gt)))
+            out.update(metrics.flow_errors(np.concatenate(self.flow_pred), np.concatenate(self.flow_gt),
+                                           np.concatenate(self.flow_foreground)))
         if self.confusion is not None:
             out.update(metrics.segmentation_scores(self.confusion, names))
         if self.query_counts is not None:
@@ -75,6 +77,7 @@ class Evaluator:
         self.height, self.width = height, width
         self.dt = dt
         self.ground = [class_names.index(c) for c in GROUND_CLASSES if c in class_names]
+        self.movable = [class_names.index(c) for c in MOVABLE_CLASSES if c in class_names]
         self.class_scorer = QueryScorer.build(engine.model.semantic_projection,
                                               default_text_encoder().encode(class_names).to(engine.device))
         self.acc = {m: Accumulator() for m in METHODS}
@@ -123,12 +126,14 @@ class Evaluator:
             valid = gt_depth > 0
             moving_eval = valid & ~np.isin(gt_sem, self.ground)
             zero = np.zeros_like(gt_flow[moving_eval])
+            foreground = np.isin(gt_sem[moving_eval], self.movable)
             for method in ("slarm", "zero_motion"):
                 acc = self.acc[method]
                 acc.depth_pred.append(depth[i][valid])
                 acc.depth_gt.append(gt_depth[valid])
                 acc.flow_pred.append(flow[i][moving_eval] if method == "slarm" else zero)
                 acc.flow_gt.append(gt_flow[moving_eval])
+                acc.flow_foreground.append(foreground)
                 conf = metrics.confusion(classes[i], gt_sem, len(self.names))
                 acc.confusion = conf if acc.confusion is None else acc.confusion + conf
             counts = metrics.threshold_counts(scores[i], gt_sem)
@@ -137,6 +142,7 @@ class Evaluator:
             copy = self.acc["copy_last"]
             copy.flow_pred.append(zero)
             copy.flow_gt.append(gt_flow[moving_eval])
+            copy.flow_foreground.append(foreground)
         if keep_panel:
             self.panels.append({
                 "stamp": result.stamp, "names": [c.name for c in sample.frame_set.cameras],

@@ -50,14 +50,31 @@ def depth_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 MOVING_M = 0.01  # ground-truth displacement (m) from which a point counts as moving
 
 
-def flow_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    """Scene-flow metrics of displacement vectors (N, 3) in metres, already restricted to the evaluated pixels."""
+THREE_WAY = ("flow_epe3d_fg_dynamic", "flow_epe3d_fg_static", "flow_epe3d_background")
+
+
+def flow_errors(pred: np.ndarray, gt: np.ndarray, foreground: np.ndarray | None = None) -> dict[str, float]:
+    """Scene-flow metrics of displacement vectors (N, 3) in metres, already restricted to the evaluated pixels.
+
+    ``foreground`` (N,) bool marks points of classes that can move (cars, pedestrians). With it, the
+    error is also split three ways, as the Argoverse 2 scene-flow benchmark does: foreground points
+    that move, foreground points that stand still (parked cars, waiting pedestrians) and the
+    background; ``flow_epe3d_threeway`` is the mean of the three, so that the few moving points
+    weigh as much as the many static ones.
+    """
     pred, gt = np.asarray(pred, np.float64).reshape(-1, 3), np.asarray(gt, np.float64).reshape(-1, 3)
+    if foreground is not None:
+        foreground = np.asarray(foreground, bool).reshape(-1)
+        if len(foreground) != len(gt):
+            raise ValueError(f"foreground has {len(foreground)} entries for {len(gt)} points")
     if len(gt) == 0:
-        return {"flow_epe3d": float("nan"), "flow_epe3d_moving": float("nan"), "flow_epe3d_static": float("nan"),
-                "flow_moving_share": float("nan"), "flow_recovered_moving": float("nan"),
-                "flow_cosine_moving": float("nan"), "flow_acc5": float("nan"), "flow_acc10": float("nan"),
-                "flow_outliers": float("nan"), "flow_points": 0}
+        empty = {"flow_epe3d": float("nan"), "flow_epe3d_moving": float("nan"), "flow_epe3d_static": float("nan"),
+                 "flow_moving_share": float("nan"), "flow_recovered_moving": float("nan"),
+                 "flow_cosine_moving": float("nan"), "flow_acc5": float("nan"), "flow_acc10": float("nan"),
+                 "flow_outliers": float("nan"), "flow_points": 0}
+        if foreground is not None:
+            empty.update({k: float("nan") for k in (*THREE_WAY, "flow_epe3d_threeway")})
+        return empty
     err = np.linalg.norm(pred - gt, axis=1)
     speed = np.linalg.norm(gt, axis=1)
     rel = err / np.maximum(speed, 1e-20)
@@ -68,7 +85,7 @@ def flow_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     along = (pred[moving] * gt[moving]).sum(axis=1) / speed[moving]  # length of the prediction along the truth
     pred_speed = np.linalg.norm(pred[moving], axis=1)
     cosine = along / np.maximum(pred_speed, 1e-20)
-    return {
+    out = {
         "flow_epe3d": float(err.mean()),
         # where the error comes from: surfaces that move, and spurious motion given to static ones
         "flow_epe3d_moving": part(moving), "flow_epe3d_static": part(~moving), "flow_moving_share": float(moving.mean()),
@@ -79,6 +96,11 @@ def flow_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
         "flow_outliers": float(((err > 0.3) | (rel > 0.1)).mean()),
         "flow_points": int(len(gt)),
     }
+    if foreground is not None:
+        parts = dict(zip(THREE_WAY, (part(foreground & moving), part(foreground & ~moving), part(~foreground))))
+        present = [v for v in parts.values() if not np.isnan(v)]  # a part with no points does not count
+        out.update(parts, flow_epe3d_threeway=float(np.mean(present)))
+    return out
 
 
 def confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.ndarray:

@@ -8,6 +8,10 @@ ROWS = [
     ("depth_absrel", "depth AbsRel", "lower"), ("depth_rmse", "depth RMSE (m)", "lower"),
     ("flow_epe3d", "scene flow EPE3D (m per frame)", "lower"),
     ("flow_epe3d_moving", "EPE3D on moving points", "lower"), ("flow_epe3d_static", "EPE3D on static points", "lower"),
+    ("flow_epe3d_fg_dynamic", "EPE3D, moving cars and pedestrians", "lower"),
+    ("flow_epe3d_fg_static", "EPE3D, standing cars and pedestrians", "lower"),
+    ("flow_epe3d_background", "EPE3D, background", "lower"),
+    ("flow_epe3d_threeway", "three-way EPE3D (mean of the three above)", "lower"),
     ("flow_recovered_moving", "share of true motion recovered, moving points", "higher"),
     ("flow_cosine_moving", "median cosine to true motion, moving points", "higher"),
     ("flow_acc5", "flow Acc5", "higher"),
@@ -65,7 +69,8 @@ def write(path: Path, result: dict, figures: list[tuple[str, str]]) -> None:
 
 
 COMPARE_COLUMNS = [("depth_absrel", "depth AbsRel"), ("flow_epe3d", "EPE3D (m)"), ("zero_epe3d", "zero-motion EPE3D"),
-                   ("flow_epe3d_moving", "EPE3D moving"), ("flow_epe3d_static", "EPE3D static"), ("flow_acc5", "Acc5"),
+                   ("flow_epe3d_moving", "EPE3D moving"), ("flow_epe3d_static", "EPE3D static"),
+                   ("flow_epe3d_fg_static", "EPE3D standing actors"), ("flow_acc5", "Acc5"),
                    ("miou", "mIoU"), ("psnr_next", "next PSNR (dB)"),
                    ("psnr_next_dynamic", "next PSNR dyn. (dB)"), ("copy_psnr", "copy-last PSNR (dB)")]
 

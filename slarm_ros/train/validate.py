@@ -13,14 +13,15 @@ import torch
 from ..eval import metrics
 from ..model import SlarmNet
 from ..render.scene import render_gaussians
-from ..world.config import CLASS_ID, GROUND_CLASSES
+from ..world.config import CLASS_ID, GROUND_CLASSES, MOVABLE_CLASSES
 from .data import DriveClip, window_at
 
 
 @torch.inference_mode()
 def score_window(model: SlarmNet, clip: DriveClip, start: int, context: int, camera: int | None = None) -> dict[str, float]:
     """depth_absrel, flow_epe3d (m per frame interval), the zero-motion baseline's EPE3D and the spurious
-    motion of static surfaces (static_epe3d); on moving actors
+    motion of static surfaces (static_epe3d), split into standing cars and pedestrians
+    (parked_epe3d) and the background (background_epe3d); on moving actors
     (dynamic_*): EPE3D, zero motion's, the share of their true motion recovered and the median cosine to it.
     ``camera``: score that camera's pixels only (all cameras by default)."""
     model.eval()
@@ -47,12 +48,14 @@ def score_window(model: SlarmNet, clip: DriveClip, start: int, context: int, cam
         valid, moving_eval = valid & one, moving_eval & one
     depth = metrics.depth_errors(render.depth[..., 0].numpy()[valid], gt_depth[valid])
     flow_pred = flow.numpy()[moving_eval] * dt
-    ours = metrics.flow_errors(flow_pred, gt_flow[moving_eval])
+    foreground = np.isin(semantic[moving_eval], [CLASS_ID[c] for c in MOVABLE_CLASSES])
+    ours = metrics.flow_errors(flow_pred, gt_flow[moving_eval], foreground)
     zero = metrics.flow_errors(np.zeros_like(flow_pred), gt_flow[moving_eval])
     dynamic = clip.dynamic[last] & moving_eval
     dyn = metrics.flow_errors(flow.numpy()[dynamic] * dt, gt_flow[dynamic]) if dynamic.any() else None
     return {"depth_absrel": depth["depth_absrel"], "flow_epe3d": ours["flow_epe3d"],
             "zero_motion_epe3d": zero["flow_epe3d"], "static_epe3d": ours["flow_epe3d_static"],
+            "parked_epe3d": ours["flow_epe3d_fg_static"], "background_epe3d": ours["flow_epe3d_background"],
             "dynamic_epe3d": dyn["flow_epe3d"] if dyn else float("nan"),
             "dynamic_zero_epe3d": float(np.linalg.norm(gt_flow[dynamic], axis=-1).mean()) if dynamic.any() else float("nan"),
             "dynamic_recovered": dyn["flow_recovered_moving"] if dyn else float("nan"),

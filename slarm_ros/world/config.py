@@ -8,6 +8,7 @@ from dataclasses import dataclass
 CLASSES = ("sky", "road", "sidewalk", "building", "vegetation", "pole", "car", "pedestrian")
 CLASS_ID = {name: i for i, name in enumerate(CLASSES)}
 GROUND_CLASSES = ("road", "sidewalk")  # excluded from scene-flow metrics, as in STORM/SLARM
+MOVABLE_CLASSES = ("car", "pedestrian")  # the scene-flow metrics' foreground: what can move, parked or not
 
 
 @dataclass(frozen=True)
