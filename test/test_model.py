@@ -25,14 +25,11 @@ def batch_from(seq, cfg):
     return ViewBatch(images, K, poses, times)
 
 
-@pytest.mark.parametrize("matching, gate, gate_hidden, stillness", [(False, False, 0, False), (True, False, 0, False),
-                                                                    (True, True, 0, False), (True, True, 8, False),
-                                                                    (True, True, 8, True)])
-def test_gradients_reach_every_parameter_group_through_rendering_at_another_timestamp(matching, gate, gate_hidden,
-                                                                                      stillness):
+@pytest.mark.parametrize("matching, gate, gate_hidden", [(False, False, 0), (True, False, 0), (True, True, 0),
+                                                         (True, True, 8)])
+def test_gradients_reach_every_parameter_group_through_rendering_at_another_timestamp(matching, gate, gate_hidden):
     torch.manual_seed(0)
-    net = SlarmNet(CFG.replace(motion_matching=matching, motion_gate=gate, match_gate_hidden=gate_hidden,
-                               match_stillness=stillness))
+    net = SlarmNet(CFG.replace(motion_matching=matching, motion_gate=gate, match_gate_hidden=gate_hidden))
     seq = frame_sets(3, height=32, width=48, seed=1)
     batch = batch_from(seq, CFG)
     pred = net(ViewBatch(batch.images[:2], batch.K[:2], batch.cam_to_anchor[:2], batch.times[:2]))
@@ -62,9 +59,7 @@ def test_gradients_reach_every_parameter_group_through_rendering_at_another_time
         assert net.gaussian_head.out.weight.grad[-1].abs().sum() > 0
     if gate_hidden:  # the matcher's gate is a small MLP over its evidence, the velocity's size included
         first, _, last = net.matcher.gate
-        assert first.in_channels == 32 + 5 + stillness and last.weight.grad.abs().sum() > 0
-    if stillness:  # the match weight at the search centre also moves the motion gate
-        assert net.matcher.motion_gate_bias[-1].weight.grad.abs().sum() > 0
+        assert first.in_channels == 32 + 5 and last.weight.grad.abs().sum() > 0
 
 
 def test_the_motion_gate_scales_all_motion_matched_included_and_can_stop_it():
@@ -149,17 +144,14 @@ def test_matching_finds_a_moving_surface_and_leaves_a_static_one_still(camera_z,
     before = MatchState(before_means[None, None], no_descriptors, before_colours[None, None], K[None, None],
                         before_pose[None, None], torch.tensor([0.0]))
     with torch.no_grad():
-        velocity, valid, centre = matcher._match(means[None, None], no_descriptors, colours[None, None],
-                                                 torch.tensor([0.1]), before)
+        velocity, valid = matcher._match(means[None, None], no_descriptors, colours[None, None], torch.tensor([0.1]),
+                                         before)
     inner = velocity[0, 0, 2:-2, 2:-2].reshape(-1, 3).median(0).values  # away from the image borders
     assert valid[0, 0, 2:-2, 2:-2].all()
-    still = centre[0, 0, 2:-2, 2:-2].median()  # the match weight where a standing surface's earlier self is
     if shift_x == 0:
         assert inner.norm() < 0.5, inner
-        assert still > 0.5, still
     else:
         assert 5.0 < inner[0] < 11.0 and inner[1:].abs().max() < 1.0, inner
-        assert still < 0.05, still
 
 
 @pytest.mark.parametrize("pool, radius, reaches", [(2, 2, False), (2, 4, True), (4, 2, True)])
@@ -180,7 +172,7 @@ def test_matching_reaches_as_far_as_its_pool_and_radius(pool, radius, reaches):
     grey = torch.zeros(1, 1, 3, h, w)
     before = MatchState(means[None, None], earlier, grey, K[None, None], pose[None, None], torch.tensor([0.0]))
     with torch.no_grad():
-        velocity, _, _ = matcher._match(means[None, None], now, grey, torch.tensor([0.1]), before)
+        velocity, _ = matcher._match(means[None, None], now, grey, torch.tensor([0.1]), before)
     inner = velocity[0, 0, radius:-radius, shift + radius:-radius].reshape(-1, 3).median(0).values
     if reaches:
         assert 25.0 < inner[0] < 28.0 and inner[1:].abs().max() < 1.0, inner
@@ -220,7 +212,7 @@ def test_each_timestep_matches_the_one_steps_back_or_the_oldest(steps_back, prev
         return match(*args)
 
     matcher._match = recording_match
-    _, state, _ = matcher(torch.zeros(t, 8, h, w), torch.zeros(t, 3, h, w), means, K, pose, times, carried)
+    _, state = matcher(torch.zeros(t, 8, h, w), torch.zeros(t, 3, h, w), means, K, pose, times, carried)
     assert matched_times == pytest.approx(expected)
     assert len(state) == min(steps_back, previous + t)
     assert state[-1].time == times[-1]

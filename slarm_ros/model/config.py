@@ -48,9 +48,6 @@ class SlarmConfig:
     # hidden channels of the matcher's gate; 0: one linear layer, which cannot weigh a velocity by its size
     match_gate_hidden: int = 0
     motion_gate: bool = False  # a per-Gaussian gate in (0, 1) on all its motion; the `dynamic` loss pushes it to 0
-    # the match weight at the search centre (a standing Gaussian's earlier self) is evidence for the
-    # matcher's gate and, with motion_gate, for the motion gate (model/matching.py)
-    match_stillness: bool = False
     semantic_dim: int = 32  # per-Gaussian language feature (SLARM: 64)
     text_dim: int = 384  # the text encoder's embedding size (all-MiniLM-L6-v2)
     time_frequencies: int = 8  # Fourier frequencies of the timestamp embedding

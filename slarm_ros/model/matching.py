@@ -10,9 +10,7 @@ poses are known, so a static surface lands on itself there and a moving one land
 now, with its earlier self a few cells away. A (2r+1)^2 neighbourhood (r = ``match_radius``) of
 the earlier timestep's Gaussians around the projection is compared by learned descriptors and
 colour; the soft-matched earlier centre gives a displacement, and a learned gate decides how much
-of it is velocity. With ``match_stillness`` the match weight at the search centre (where a
-standing Gaussian's earlier self is) is evidence too, for that gate and for the motion gate: a
-parked car matches itself there, a moving one does not.
+of it is velocity.
 No flow is supervised: descriptors and gate learn from rendering other timestamps, as all motion does.
 """
 from __future__ import annotations
@@ -52,29 +50,19 @@ class MotionMatcher(nn.Module):
         self.colour_weight = nn.Parameter(torch.tensor(20.0))
         self.offset_weight = nn.Parameter(torch.tensor(0.5))
         hidden = cfg.match_gate_hidden
-        # evidence: velocity in the camera frame (3), valid (1), with a hidden layer its size (1), and
-        # with match_stillness the match weight at the search centre (1)
-        self.evidence_channels = (5 if hidden else 4) + int(cfg.match_stillness)
-        inputs = channels + self.evidence_channels
+        # evidence: velocity in the camera frame (3), valid (1), and with a hidden layer its size (1)
+        inputs = channels + (5 if hidden else 4)
         last = nn.Conv2d(hidden or inputs, 1, 1)
         nn.init.zeros_(last.weight)
         nn.init.constant_(last.bias, -3.0)
         self.gate = nn.Sequential(nn.Conv2d(inputs, hidden, 1), nn.GELU(), last) if hidden else last
-        self.motion_gate_bias = None
-        if cfg.match_stillness and cfg.motion_gate:
-            # a logit added to the motion gate's: matching tells standing from moving, appearance cannot
-            self.motion_gate_bias = nn.Sequential(nn.Conv2d(self.evidence_channels, 16, 1), nn.GELU(),
-                                                  nn.Conv2d(16, 1, 1))
-            nn.init.zeros_(self.motion_gate_bias[-1].weight)
-            nn.init.zeros_(self.motion_gate_bias[-1].bias)
         r = torch.arange(-radius, radius + 1, dtype=torch.float32)
         dv, du = torch.meshgrid(r, r, indexing="ij")
         self.register_buffer("offsets", torch.stack([du.flatten(), dv.flatten()], dim=-1), persistent=False)
 
     def forward(self, trunk: Tensor, colours: Tensor, means: Tensor, K: Tensor, cam_to_anchor: Tensor, times: Tensor,
-                previous: list[MatchState]) -> tuple[Tensor, list[MatchState], Tensor | None]:
-        """Gated velocity (T, C, h, w, 3), anchor frame, m/s, the states the next call needs, and a
-        logit (T*C, 1, h, w) to add to the motion gate's (None without ``match_stillness``).
+                previous: list[MatchState]) -> tuple[Tensor, list[MatchState]]:
+        """Gated velocity (T, C, h, w, 3), anchor frame, m/s, and the states the next call needs.
 
         trunk (T*C, ch, h, w) head features; colours (T*C, 3, h, w); means (T, C, h, w, 3) anchor
         frame; K (T, C, 3, 3); cam_to_anchor (T, C, 4, 4); times (T,). ``previous``: the states of
@@ -94,33 +82,27 @@ class MotionMatcher(nn.Module):
         first = 0 if previous else 1  # timesteps before this have nothing to match
         velocity = torch.zeros_like(means)
         valid = torch.zeros(t, c, h, w, device=means.device, dtype=means.dtype)
-        still = torch.zeros_like(valid)
         if first < t:
             sources = [states[max(0, len(previous) + i - back)] for i in range(first, t)]
             prev = MatchState(*(torch.stack([getattr(s, f) for s in sources]) for f in MatchState.__dataclass_fields__))
-            v, ok, centre = self._match(means[first:], descriptors[first:], colours[first:], times[first:], prev)
+            v, ok = self._match(means[first:], descriptors[first:], colours[first:], times[first:], prev)
             velocity = torch.cat([velocity[:first], v])
             valid = torch.cat([valid[:first], ok])
-            still = torch.cat([still[:first], centre])
         spread = lambda x: x.repeat_interleave(self.pool, 2).repeat_interleave(self.pool, 3)  # (t, c, h, w, ...)
-        velocity, valid, still = spread(velocity), spread(valid), spread(still)
+        velocity, valid = spread(velocity), spread(valid)
         # The gate sees the evidence in each camera's frame (scaled like the motion head's output).
         rot = cam_to_anchor[..., :3, :3]
         v_cam = torch.einsum("tcji,tchwj->tchwi", rot, velocity) / self.cfg.motion_scale
         evidence = [v_cam.permute(0, 1, 4, 2, 3), valid[:, :, None]]
         if self.cfg.match_gate_hidden:
             evidence.append(v_cam.norm(dim=-1)[:, :, None])
-        if self.cfg.match_stillness:
-            evidence.append(still[:, :, None])
         evidence = torch.cat(evidence, dim=2).flatten(0, 1)
         gate = torch.sigmoid(self.gate(torch.cat([trunk, evidence], dim=1))).reshape(t, c, full_h, full_w, 1)
-        gate_bias = self.motion_gate_bias(evidence) if self.motion_gate_bias is not None else None
-        return gate * velocity, states[-back:], gate_bias
+        return gate * velocity, states[-back:]
 
     def _match(self, means: Tensor, descriptors: Tensor, colours: Tensor, times: Tensor,
-               prev: MatchState) -> tuple[Tensor, Tensor, Tensor]:
-        """Velocity (n, C, h, w, 3), validity and the match weight at the search centre (n, C, h, w)
-        of n timesteps against their earlier ones."""
+               prev: MatchState) -> tuple[Tensor, Tensor]:
+        """Velocity (n, C, h, w, 3) and validity (n, C, h, w) of n timesteps against their earlier ones."""
         n, c, h, w, _ = means.shape
         stride = self.cfg.gaussian_stride * self.pool
         # project into the same camera at the earlier time, in Gaussian-grid cells
@@ -153,5 +135,4 @@ class MotionMatcher(nn.Module):
         dt = (times - prev.time).clamp_min(1e-3)[:, None, None, None, None]
         velocity = (means - matched.permute(0, 1, 3, 4, 2)) / dt
         velocity = velocity * ok[..., None]
-        centre = weights[:, :, self.offsets.shape[0] // 2] * ok  # offset (0, 0) is the middle of the list
-        return velocity, ok.to(means.dtype), centre.to(means.dtype)
+        return velocity, ok.to(means.dtype)

@@ -108,19 +108,16 @@ class SlarmNet(nn.Module):
         images_small = downsample_images(batch.images.flatten(0, 1), cfg.gaussian_stride)
         raw, trunk = self.gaussian_head(patch_tokens, images_small)
         gaussians, depth = decode_gaussians(raw, images_small, batch.K, batch.cam_to_anchor, batch.times, cfg)
-        gate_bias = None
         if self.matcher is not None:
             h, w = cfg.gaussian_grid
             means = torch.stack([g.means for g in gaussians]).reshape(t, c, h, w, 3)
-            velocity, match, gate_bias = self.matcher(trunk, images_small, means, batch.K, batch.cam_to_anchor,
-                                                      batch.times, match)
+            velocity, match = self.matcher(trunk, images_small, means, batch.K, batch.cam_to_anchor, batch.times, match)
             velocity = velocity.reshape(t, c * h * w, 1, 3)
             gaussians = [replace(g, motion=torch.cat([g.motion[:, :1] + velocity[i], g.motion[:, 1:]], dim=1))
                          for i, g in enumerate(gaussians)]
         dynamic = None
         if "dynamic" in raw:  # the gate scales all motion, matched included: static Gaussians can stop exactly
-            logit = raw["dynamic"] if gate_bias is None else raw["dynamic"] + gate_bias
-            dynamic = torch.sigmoid(logit).reshape(t, -1)
+            dynamic = torch.sigmoid(raw["dynamic"]).reshape(t, -1)
             gaussians = [replace(g, motion=g.motion * dynamic[i, :, None, None]) for i, g in enumerate(gaussians)]
         prediction = Prediction(
             gaussians=gaussians,
