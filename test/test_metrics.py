@@ -83,6 +83,7 @@ def test_three_way_flow_split_by_hand():
     with pytest.raises(ValueError, match="foreground has 2 entries for 4 points"):
         metrics.flow_errors(pred, gt, foreground[:2])
 
+
 def test_segmentation_scores_by_hand():
     gt = np.array([0, 0, 1, 1, 2, 2])
     pred = np.array([0, 1, 1, 1, 2, 0])
