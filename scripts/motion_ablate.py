@@ -93,7 +93,7 @@ def main() -> int:
                 handle.remove()
         r = results[name]
         print(f"{name:42s} EPE3D {r['flow_epe3d']:.4f}  moving {r['dynamic_epe3d']:.4f}"
-              f"  static {r['static_epe3d']:.4f}"
+              f"  static {r['static_epe3d']:.4f} (parked cars {r['parked_epe3d']:.4f})"
               f"  (zero motion {r['zero_motion_epe3d']:.4f} / {r['dynamic_zero_epe3d']:.4f})"
               f"  moving: recovered {r['dynamic_recovered']:.2f}, cosine {r['dynamic_cosine']:.2f}")
     suffix = "" if args.camera is None else f"-camera{args.camera}"
