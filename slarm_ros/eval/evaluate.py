@@ -89,8 +89,8 @@ class Evaluator:
         poses = torch.as_tensor(np.stack([c.cam_to_world for c in frame_set.cameras]), dtype=torch.float64)
         return K.to(self.engine.device), poses
 
-    def _render(self, gaussians: Gaussians4D, time_s: float, frame_set, sky_of: StepResult | None = None,
-                affine=None, **kw):
+    def render(self, gaussians: Gaussians4D, time_s: float, frame_set, sky_of: StepResult | None = None,
+               affine=None, **kw):
         K, poses = self.cameras(frame_set)
         # Render in a frame centred on the first camera: float32 cannot place world coordinates
         # far from the origin precisely enough for pixel-accurate projection.
@@ -105,7 +105,7 @@ class Evaluator:
     @torch.inference_mode()
     def score_current(self, result: StepResult, sample: Sample, keep_panel: bool) -> None:
         """Depth, flow and semantics of timestep k's own Gaussians against its ground truth."""
-        render = self._render(result.gaussians, result.stamp, sample.frame_set, with_features=True, with_flow=True)
+        render = self.render(result.gaussians, result.stamp, sample.frame_set, with_features=True, with_flow=True)
         alpha = render.alpha[..., 0].clamp_min(1e-6)
         flow = (render.flow / alpha[..., None]).cpu().numpy() * self.dt
         features = render.features / alpha[..., None]
@@ -165,8 +165,8 @@ class Evaluator:
                                 for c in nxt.frame_set.cameras])
         still = replace(g, motion=torch.zeros_like(g.motion))
         predictions = {
-            "slarm": self._render(g, nxt.frame_set.stamp, nxt.frame_set, last, last.affine),
-            "zero_motion": self._render(still, nxt.frame_set.stamp, nxt.frame_set, last, last.affine),
+            "slarm": self.render(g, nxt.frame_set.stamp, nxt.frame_set, last, last.affine),
+            "zero_motion": self.render(still, nxt.frame_set.stamp, nxt.frame_set, last, last.affine),
         }
         images = {m: r.rgb.clamp(0, 1).cpu().numpy() for m, r in predictions.items()}
         images["copy_last"] = np.stack([area_resize(c.image, self.height, self.width)
