@@ -105,7 +105,7 @@ def test_learning_rate_warms_up_then_decays_by_steps_or_time():
     assert learning_rate(timed, 20, 60.0) == pytest.approx(1e-4, rel=1e-6)  # the time budget is used up
 
 
-@pytest.mark.parametrize("recipe", sorted(p.name for p in CONFIG_DIR.glob("train-*.yaml")) + ["finetune-tiny.yaml"])
+@pytest.mark.parametrize("recipe", sorted(p.name for p in [*CONFIG_DIR.glob("train-*.yaml"), *CONFIG_DIR.glob("finetune-*.yaml")]))
 def test_every_shipped_recipe_loads_and_its_network_runs_one_window(recipe):
     cfg = TrainConfig.from_yaml(recipe)  # a shipped recipe by name, as `slarm train --config NAME` finds it
     net = SlarmNet(cfg.network()).eval()

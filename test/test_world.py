@@ -66,10 +66,11 @@ def _project(img, p_world):
 
 
 @pytest.mark.parametrize("dynamic", [True, False])
-def test_moving_a_pixel_by_its_flow_lands_on_the_same_instance_at_the_same_depth(scene, dynamic):
-    """Pooled over cameras and times; small objects lose a few pixels to rounding at their edges."""
+def test_moving_a_pixel_by_its_flow_lands_on_the_same_instance_at_the_same_depth_and_colour(scene, dynamic):
+    """Pooled over cameras and times; small objects lose a few pixels to rounding at their edges. The colour
+    check fails if a moving car's texture stays in the world while the car drives through it."""
     dt = 0.1
-    same_with, same_without, rel_depth = [], [], []
+    same_with, same_without, rel_depth, colour_change = [], [], [], []
     for t in np.arange(0.2, 3.6, 0.4):
         for cam in scene.cameras:
             a, b = render_camera(scene, cam, t), render_camera(scene, cam, t + dt)
@@ -88,10 +89,32 @@ def test_moving_a_pixel_by_its_flow_lands_on_the_same_instance_at_the_same_depth
                 out.append(same)
                 if flow_scale == 1.0:
                     rel_depth.append(np.abs(b.depth[vb[inside], ub[inside]][same] - z[inside][same]) / z[inside][same])
+                    rgb_a = a.rgb[v[inside], u[inside]][same].astype(float) / 255
+                    rgb_b = b.rgb[vb[inside], ub[inside]][same].astype(float) / 255
+                    colour_change.append(np.abs(rgb_b - rgb_a).mean(-1))
     same_with, same_without = np.concatenate(same_with), np.concatenate(same_without)
-    rel_depth = np.concatenate(rel_depth)
+    rel_depth, colour_change = np.concatenate(rel_depth), np.concatenate(colour_change)
     assert len(same_with) > 1000, "too few pixels were checked"
     assert same_with.mean() > 0.95, f"only {same_with.mean():.3f} land on their own instance"
     assert np.median(rel_depth) < 0.005 and np.percentile(rel_depth, 90) < 0.05
+    assert np.percentile(colour_change, 90) < 0.01, f"90 % of the colour changes reach {np.percentile(colour_change, 90):.3f}"
     if dynamic:  # the flow is what brings moving points to where they are next
         assert same_with.mean() > same_without.mean() + 0.02
+
+
+def test_a_car_is_marked_along_its_length():
+    """Side windows, pillars and wheels change a car's colour along each row of its side; a uniform row
+    would hide the car's motion along its length."""
+    import torch
+    from slarm_ros.world.raycast import _car_albedo, _Hits
+    hits = _Hits(200)
+    hits.size[:] = torch.tensor([4.4, 1.8, 1.5])
+    along = torch.linspace(0.02, 0.98, 100)
+    for row, height in enumerate((1.3, 0.2)):  # through the windows, through the wheels
+        hits.local[row * 100:(row + 1) * 100] = torch.stack([along * 4.4, torch.zeros(100), torch.full((100,), height)], -1)
+    body = torch.full((200, 3), 0.6)
+    albedo = _car_albedo(body, hits)
+    for row in range(2):
+        values = albedo[row * 100:(row + 1) * 100, 0]
+        changes = (values[1:] != values[:-1]).sum()
+        assert changes >= 4, f"row {row}: the colour changes only {int(changes)} times along the car"

@@ -31,7 +31,7 @@ from ..world.scene import build_scene
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # bumped when the renderer draws the same world differently (2: cars marked along their length)
 
 
 @dataclass(frozen=True)

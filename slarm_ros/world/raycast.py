@@ -62,13 +62,13 @@ class _Hits:
         self.texture = torch.full((n,), -1, dtype=torch.long)  # -1 sky, -2 ground
         self.velocity = torch.zeros(n, 3)
         self.local = torch.zeros(n, 3)  # hit point in the primitive's frame, from its base
-        self.height = torch.zeros(n)  # primitive height
+        self.size = torch.zeros(n, 3)  # primitive extent along its local axes (length, width, height), m
         self.dynamic = torch.zeros(n, dtype=torch.bool)
 
-    def update(self, t: Tensor, normal: Tensor, cls, instance, color, texture, velocity, local, height, dynamic):
+    def update(self, t: Tensor, normal: Tensor, cls, instance, color, texture, velocity, local, size, dynamic):
         closer = t < self.t
         for name, value in (("t", t), ("normal", normal), ("cls", cls), ("instance", instance), ("color", color),
-                            ("texture", texture), ("velocity", velocity), ("local", local), ("height", height),
+                            ("texture", texture), ("velocity", velocity), ("local", local), ("size", size),
                             ("dynamic", dynamic)):
             current = getattr(self, name)
             mask = closer if current.dim() == 1 else closer[:, None]
@@ -220,7 +220,7 @@ def render_camera(scene: Scene, camera: Camera, t: float) -> CameraImage:
                                          CLASS_ID["vegetation"]))
     hits.update(tg, torch.tensor([0.0, 0.0, 1.0]).expand(n, 3), ground_cls, torch.full((n,), GROUND_INSTANCE),
                 zeros3, torch.full((n,), -2), zeros3, torch.stack([lateral, pg[:, 0], pg[:, 1]], -1),
-                torch.zeros(n), torch.zeros(n, dtype=torch.bool))
+                zeros3, torch.zeros(n, dtype=torch.bool))
 
     families = [(scene.boxes, "box"), (_actor_boxes(scene, t), "actor"), (scene.cylinders, "cylinder"),
                 (scene.spheres, "sphere")]
@@ -251,7 +251,7 @@ def render_camera(scene: Scene, camera: Camera, t: float) -> CameraImage:
             moving = velocity.norm(dim=-1) > 0.05
         texture = g["texture"][idx] if "texture" in g else torch.zeros_like(idx)
         hits.update(th, normal[pick], g["cls"][idx], g["instance"][idx], g["color"][idx], texture, velocity,
-                    local[pick], 2 * g["half"][idx, 2], moving)
+                    local[pick], 2 * g["half"][idx], moving)
 
     rgb = _shade(scene, hits, o, d)
     rgb = (rgb * torch.as_tensor(camera.gain, dtype=torch.float32)).clamp(0, 1)
@@ -276,11 +276,35 @@ def render_camera(scene: Scene, camera: Camera, t: float) -> CameraImage:
     )
 
 
+def _car_albedo(body: Tensor, hits: _Hits) -> Tensor:
+    """A car's paint with what marks it along its length (n, 3): side windows split by pillars, two wheels,
+    a door line, head and tail lights. Without them a car seen from the side is the same along each image
+    row, and its motion along its length could not be seen in the images."""
+    along = hits.local[:, 0] / hits.size[:, 0].clamp_min(1e-6)  # 0 at the rear, 1 at the front
+    across = hits.local[:, 1] / hits.size[:, 1].clamp_min(1e-6)
+    rel = hits.local[:, 2] / hits.size[:, 2].clamp_min(1e-6)
+    glass = (rel > 0.62) & (((along > 0.17) & (along < 0.47)) | ((along > 0.53) & (along < 0.83)))
+    wheel = (rel < 0.3) & (((along - 0.2).abs() < 0.09) | ((along - 0.8).abs() < 0.09))
+    sill = (rel < 0.22) & ~wheel
+    door_line = (rel > 0.22) & (rel < 0.62) & ((hits.local[:, 0] - 0.5 * hits.size[:, 0]).abs() < 0.03)
+    lamp_row = (rel > 0.35) & (rel < 0.5) & ((across < 0.22) | (across > 0.78))
+    albedo = torch.where(glass[:, None], torch.tensor([0.12, 0.14, 0.17]), body)
+    albedo = torch.where((sill | door_line)[:, None], body * 0.4, albedo)
+    albedo = torch.where(wheel[:, None], torch.tensor([0.06, 0.06, 0.06]), albedo)
+    albedo = torch.where((lamp_row & (along > 0.99))[:, None], torch.tensor([0.95, 0.95, 0.85]), albedo)
+    return torch.where((lamp_row & (along < 0.01))[:, None], torch.tensor([0.8, 0.1, 0.08]), albedo)
+
+
 def _shade(scene: Scene, hits: _Hits, o: Tensor, d: Tensor) -> Tensor:
     """Albedo from procedural textures, lit by the sun and the sky; the sky itself where nothing was hit."""
     cfg = scene.cfg
     p = o + d * hits.t[:, None]
-    texture_noise = noise(p)
+    car = hits.texture == TEXTURE_CAR
+    person = hits.texture == TEXTURE_PERSON
+    # Cars and people carry their texture in their own frame, so that it moves with them: painted in
+    # world coordinates it would stand still while they drive through it, a photometric cue against
+    # their true motion.
+    texture_noise = noise(torch.where((car | person)[:, None], hits.local, p))
     albedo = hits.color * (0.85 + 0.15 * texture_noise[:, None])
 
     # facades: a grid of windows above the ground floor
@@ -289,13 +313,9 @@ def _shade(scene: Scene, hits: _Hits, o: Tensor, d: Tensor) -> Tensor:
     window = (_frac(u / 3.0) > 0.25) & (_frac(u / 3.0) < 0.75) & (_frac(z / 3.2) > 0.3) & (_frac(z / 3.2) < 0.8) & (z > 2.5)
     facade = hits.texture == TEXTURE_FACADE
     albedo = torch.where((facade & window)[:, None], torch.tensor([0.18, 0.22, 0.3]) + 0.05 * texture_noise[:, None], albedo)
-    # cars: dark windows in the upper part, dark wheels/shadow at the bottom
-    rel = z / hits.height.clamp_min(1e-6)
-    car = hits.texture == TEXTURE_CAR
-    albedo = torch.where((car & (rel > 0.62))[:, None], torch.tensor([0.12, 0.14, 0.17]), albedo)
-    albedo = torch.where((car & (rel < 0.22))[:, None], torch.tensor([0.06, 0.06, 0.06]), albedo)
+    albedo = torch.where(car[:, None], _car_albedo(albedo, hits), albedo)
     # people: skin, shirt, trousers
-    person = hits.texture == TEXTURE_PERSON
+    rel = z / hits.size[:, 2].clamp_min(1e-6)
     albedo = torch.where((person & (rel > 0.87))[:, None], torch.tensor([0.8, 0.62, 0.5]), albedo)
     albedo = torch.where((person & (rel < 0.5))[:, None], hits.color * 0.35, albedo)
 
