@@ -1,9 +1,10 @@
 """The synthetic world: deterministic, non-uniform motion, and consistent ground truth."""
 import numpy as np
 import pytest
+import torch
 
 from slarm_ros.world.config import CLASSES, WorldConfig
-from slarm_ros.world.raycast import render_camera
+from slarm_ros.world.raycast import _car_albedo, _Hits, render_camera
 from slarm_ros.world.scene import build_scene
 
 
@@ -105,8 +106,6 @@ def test_moving_a_pixel_by_its_flow_lands_on_the_same_instance_at_the_same_depth
 def test_a_car_is_marked_along_its_length():
     """Side windows, pillars and wheels change a car's colour along each row of its side; a uniform row
     would hide the car's motion along its length."""
-    import torch
-    from slarm_ros.world.raycast import _car_albedo, _Hits
     hits = _Hits(200)
     hits.size[:] = torch.tensor([4.4, 1.8, 1.5])
     along = torch.linspace(0.02, 0.98, 100)
