@@ -18,7 +18,7 @@ from slarm_ros.model.checkpoint import CheckpointError, load_checkpoint
 from slarm_ros.model.config import CONFIG_DIR
 from slarm_ros.train.config import TrainConfig
 from slarm_ros.train.data import cached_drive, drive_cache_path, render_missing_drives, sample_window, window_at
-from slarm_ros.train.losses import LossWeights, semantic_losses
+from slarm_ros.train.losses import LossWeights, motion_energy, motion_magnitude, semantic_losses
 from slarm_ros.train.objective import window_loss
 from slarm_ros.train.teacher import ClassNameTeacher
 from slarm_ros.train.trainer import TrainError, learning_rate, train
@@ -307,3 +307,17 @@ def test_the_semantic_class_term_weighs_every_class_equally_and_rewards_the_righ
     # both classes count equally, so the one thin pixel weighs as much as all 99 large ones
     assert class_loss(thin_wrong) > 50 * class_loss(large_wrong)
     assert float(semantic_losses(teacher, alpha, teacher, projection, 1000, None).classes) == 0.0
+
+
+def test_the_same_velocity_costs_the_same_at_every_motion_degree():
+    velocity = torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, -1.0]])  # (N, 3) m/s
+    degree1 = velocity[:, None]
+    degree3 = torch.cat([degree1, torch.zeros(2, 2, 3)], dim=1)
+    for price in (motion_magnitude, motion_energy):
+        assert torch.isclose(price(degree1), price(degree3))
+        # higher orders add to the price; for degree 3 it is the mean over every coefficient
+        moving = degree3 + torch.tensor([0.0, 0.5, 0.25])[None, :, None]
+        assert price(moving) > price(degree3)
+        per_coefficient = moving.abs().mean() if price is motion_magnitude else moving.square().mean()
+        assert torch.isclose(price(moving), per_coefficient)
+    assert motion_magnitude(torch.zeros(5, 0, 3)) == 0

@@ -9,7 +9,7 @@ import numpy as np
 PANELS = (("loss", "total loss"), ("rgb_l1", "RGB L1"), ("rgb_ssim", "1 - SSIM"), ("depth", "depth rel. error (render)"),
           ("context_depth", "depth rel. error (own)"), ("semantic", "1 - cos (semantic)"),
           ("semantic_classes", "class cross-entropy (semantic)"), ("sky", "sky BCE"),
-          ("motion", "mean |motion coeff.|"), ("dynamic", "mean motion gate"), ("psnr_self", "PSNR own render (dB)"))
+          ("motion", "|motion coeff.| per order"), ("dynamic", "mean motion gate"), ("psnr_self", "PSNR own render (dB)"))
 
 
 def read_log(path: str | Path) -> dict[str, np.ndarray]:

@@ -24,8 +24,8 @@ class LossWeights:
     sky: float = 0.05  # opacity against the sky mask
     semantic: float = 0.2  # cosine distance to the teacher's features
     semantic_classes: float = 0.05  # class-balanced cross-entropy over the teacher's vocabulary
-    motion: float = 0.05  # mean |motion coefficient| (L1: static parts get exactly no motion)
-    motion_l2: float = 0.0  # mean squared motion coefficient (no dead zone around zero motion)
+    motion: float = 0.05  # |motion coefficient| per order (L1: static parts get exactly no motion)
+    motion_l2: float = 0.0  # squared motion coefficient per order (no dead zone around zero motion)
     dynamic: float = 0.0  # mean motion gate (with the network's motion_gate): most of the world is static
 
 
@@ -94,15 +94,26 @@ def semantic_losses(features: Tensor, alpha: Tensor, teacher: Tensor, projection
     return SemanticLosses(cosine, classes)
 
 
+# Motion is priced per coefficient order (velocity, acceleration, jerk, ...) and the weights are
+# written for three orders: for degree 3 the price is the mean over all coefficients.
+PRICED_ORDERS = 3
+
+
 def motion_magnitude(motion: Tensor) -> Tensor:
-    """Mean absolute motion coefficient (N, D, 3); zero for static Gaussians (D = 0)."""
+    """L1 price of motion coefficients (N, D, 3): sum over orders of the mean |c_k|, over PRICED_ORDERS.
+
+    Summed over orders, the same velocity costs the same at every degree, and higher orders add to
+    it. A mean over all N*D*3 coefficients would let the higher orders dilute it: degree 3 would pay
+    a third of degree 1's price per unit of velocity, which biases a comparison of degrees.
+    Zero for static Gaussians (D = 0).
+    """
     if motion.numel() == 0:
         return motion.sum()
-    return motion.abs().mean()
+    return motion.abs().mean(dim=(0, 2)).sum() / PRICED_ORDERS
 
 
 def motion_energy(motion: Tensor) -> Tensor:
-    """Mean squared motion coefficient (N, D, 3); zero for static Gaussians (D = 0)."""
+    """L2 price of motion coefficients (N, D, 3), per order as ``motion_magnitude``; zero for D = 0."""
     if motion.numel() == 0:
         return motion.sum()
-    return motion.square().mean()
+    return motion.square().mean(dim=(0, 2)).sum() / PRICED_ORDERS
