@@ -107,13 +107,16 @@ def motion_magnitude(motion: Tensor) -> Tensor:
     a third of degree 1's price per unit of velocity, which biases a comparison of degrees.
     Zero for static Gaussians (D = 0).
     """
-    if motion.numel() == 0:
-        return motion.sum()
-    return motion.abs().mean(dim=(0, 2)).sum() / PRICED_ORDERS
+    return _per_order(motion.abs())
 
 
 def motion_energy(motion: Tensor) -> Tensor:
     """L2 price of motion coefficients (N, D, 3), per order as ``motion_magnitude``; zero for D = 0."""
-    if motion.numel() == 0:
-        return motion.sum()
-    return motion.square().mean(dim=(0, 2)).sum() / PRICED_ORDERS
+    return _per_order(motion.square())
+
+
+def _per_order(values: Tensor) -> Tensor:
+    """Per-coefficient prices (N, D, 3) averaged per order, summed over orders, over PRICED_ORDERS."""
+    if values.numel() == 0:
+        return values.sum()
+    return values.mean(dim=(0, 2)).sum() / PRICED_ORDERS
