@@ -62,6 +62,10 @@ class Gaussians4D:
         return replace(self, means=self.positions_at(t), motion=motion,
                        t0=torch.full_like(self.t0, t - self.time_origin))
 
+    def without_motion(self) -> "Gaussians4D":
+        """The same Gaussians standing still at their ``means`` (motion coefficients zeroed)."""
+        return replace(self, motion=torch.zeros_like(self.motion))
+
     def select(self, index: Tensor) -> "Gaussians4D":
         """Subset by boolean mask or index tensor over N."""
         return replace(self, **{f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "time_origin"})

@@ -17,8 +17,10 @@ from slarm_ros.model import SlarmNet, ViewBatch
 from slarm_ros.model.checkpoint import CheckpointError, load_checkpoint
 from slarm_ros.model.config import CONFIG_DIR
 from slarm_ros.train.config import TrainConfig
-from slarm_ros.train.data import cached_drive, drive_cache_path, render_missing_drives, sample_window, window_at
-from slarm_ros.train.losses import LossWeights, motion_energy, motion_magnitude, semantic_losses
+from slarm_ros.train.data import (TrainWindow, cached_drive, drive_cache_path, render_missing_drives, sample_window,
+                                   window_at)
+from slarm_ros.train.losses import (LossWeights, motion_energy, motion_magnitude, rgb_l1, semantic_losses,
+                                     static_miss_weights)
 from slarm_ros.train.objective import window_loss
 from slarm_ros.train.teacher import ClassNameTeacher
 from slarm_ros.train.trainer import TrainError, learning_rate, train
@@ -48,13 +50,18 @@ def drive_cache(tmp_path_factory):
     return path
 
 
-def test_a_few_steps_lower_the_loss_with_finite_gradients_everywhere(drive_cache):
+def small_model_and_window(drive_cache) -> tuple[SlarmNet, TrainWindow]:
+    """A freshly seeded small network and one window of the small drive (context 1-4, targets 4 and 5)."""
     cfg = small_config(drive_cache, cache_dir=str(drive_cache))
     net_cfg = cfg.network()
     clip = cached_drive(cfg.drive(0), net_cfg.image_height, net_cfg.image_width, drive_cache)
     window = window_at(clip, 1, 4, [(4, 1), (5, 2)], net_cfg.gaussian_stride)
     torch.manual_seed(0)
-    model = SlarmNet(net_cfg)
+    return SlarmNet(net_cfg), window
+
+
+def test_a_few_steps_lower_the_loss_with_finite_gradients_everywhere(drive_cache):
+    model, window = small_model_and_window(drive_cache)
     teacher = ClassNameTeacher(CLASSES)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     totals = []
@@ -321,3 +328,38 @@ def test_the_same_velocity_costs_the_same_at_every_motion_degree():
         per_coefficient = moving.abs().mean() if price is motion_magnitude else moving.square().mean()
         assert torch.isclose(price(moving), per_coefficient)
     assert motion_magnitude(torch.zeros(5, 0, 3)) == 0
+
+
+def test_the_static_miss_emphasis_weighs_what_standing_still_cannot_explain():
+    target = torch.full((2, 8, 10, 3), 0.5)
+    static = target.clone()
+    static[0, 2:4, 3:6] = 0.9  # an actor the motionless render leaves behind
+    weights = static_miss_weights(static, target, emphasis=2.0)
+    assert weights.shape == (2, 8, 10)
+    assert torch.all(weights[1] == 1) and torch.all(weights[0, 0] == 1)  # nothing missed: plain weight
+    assert torch.allclose(weights[0, 2:4, 3:6], torch.tensor(1 + 2.0 * 80 / 6))  # miss / mean miss = 80 / 6
+    # weighted L1: uniform weights change nothing; an error where the motionless render missed costs more
+    pred = target.clone()
+    assert torch.isclose(rgb_l1(pred + 0.1, target, torch.ones(2, 8, 10)), rgb_l1(pred + 0.1, target))
+    on_actor, elsewhere = pred.clone(), pred.clone()
+    on_actor[0, 2, 3] += 0.3
+    elsewhere[0, 6, 8] += 0.3
+    assert rgb_l1(on_actor, target, weights) > 5 * rgb_l1(elsewhere, target, weights)
+    assert torch.isclose(rgb_l1(on_actor, target), rgb_l1(elsewhere, target))
+
+
+def test_the_static_miss_emphasis_trains_with_finite_gradients(drive_cache):
+    model, window = small_model_and_window(drive_cache)
+    losses = {}
+    for emphasis in (0.0, 2.0):
+        result = window_loss(model, window, ClassNameTeacher(CLASSES), LossWeights(static_miss_emphasis=emphasis),
+                             CLASS_ID["sky"], generator=torch.Generator().manual_seed(0))
+        model.zero_grad()
+        result.total.backward()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        assert grads and all(torch.isfinite(g).all() for g in grads)
+        losses[emphasis] = result.parts
+    # only the L1 of the other-time targets is reweighed
+    assert not torch.isclose(losses[0.0]["rgb_l1"], losses[2.0]["rgb_l1"])
+    for name in ("rgb_ssim", "depth", "semantic", "motion"):
+        assert torch.isclose(losses[0.0][name], losses[2.0][name]), name

@@ -163,7 +163,7 @@ class Evaluator:
         if all("dynamic" in nxt.ground_truth.get(c.name, {}) for c in nxt.frame_set.cameras):
             dynamic = np.stack([sample_nearest(nxt.ground_truth[c.name]["dynamic"], self.height, self.width) > 0
                                 for c in nxt.frame_set.cameras])
-        still = replace(g, motion=torch.zeros_like(g.motion))
+        still = g.without_motion()
         predictions = {
             "slarm": self.render(g, nxt.frame_set.stamp, nxt.frame_set, last, last.affine),
             "zero_motion": self.render(still, nxt.frame_set.stamp, nxt.frame_set, last, last.affine),

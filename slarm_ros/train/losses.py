@@ -5,7 +5,7 @@ window's Gaussians must land where the target frames, at other timestamps, see t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -27,11 +27,35 @@ class LossWeights:
     motion: float = 0.05  # |motion coefficient| per order (L1: static parts get exactly no motion)
     motion_l2: float = 0.0  # squared motion coefficient per order (no dead zone around zero motion)
     dynamic: float = 0.0  # mean motion gate (with the network's motion_gate): most of the world is static
+    # Not a term: how much more the L1 of other-time targets counts where the window rendered
+    # without motion misses the target (mostly moving actors; see ``static_miss_weights``). 0 = uniform.
+    static_miss_emphasis: float = 0.0
 
 
-def rgb_l1(pred: Tensor, target: Tensor) -> Tensor:
-    """Images (V, H, W, 3) in [0, 1]."""
-    return (pred - target).abs().mean()
+# The weighted terms of the objective (every weight but the emphasis, which reweighs a term).
+LOSS_TERMS = tuple(f.name for f in fields(LossWeights) if f.name != "static_miss_emphasis")
+
+
+def rgb_l1(pred: Tensor, target: Tensor, pixel_weights: Tensor | None = None) -> Tensor:
+    """Images (V, H, W, 3) in [0, 1]; optional pixel_weights (V, H, W), a weighted mean then."""
+    error = (pred - target).abs()
+    if pixel_weights is None:
+        return error.mean()
+    w = pixel_weights[..., None].expand_as(error)
+    return (w * error).sum() / w.sum().clamp_min(1e-12)
+
+
+def static_miss_weights(static_rgb: Tensor, target: Tensor, emphasis: float) -> Tensor:
+    """Pixel weights (V, H, W) = 1 + emphasis * miss / mean miss, from a render without motion.
+
+    static_rgb, target (V, H, W, 3). Rendered without motion, the window's moving actors stand
+    where each context timestep saw them, so the miss is largest on them; they are a few percent
+    of the pixels, and weighing them more makes motion worth more to the photometric loss. This
+    uses only images, never the true motion. Detached: the weights are not trained.
+    """
+    with torch.no_grad():
+        miss = (static_rgb - target).abs().mean(-1)
+        return 1 + emphasis * miss / miss.mean(dim=(1, 2), keepdim=True).clamp_min(1e-6)
 
 
 def rgb_ssim(pred: Tensor, target: Tensor) -> Tensor:

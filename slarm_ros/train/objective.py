@@ -68,7 +68,12 @@ def window_loss(model: SlarmNet, window: TrainWindow, teacher: SemanticTeacher, 
             i = steps.index(target.step) if target.step in steps else last
             render = render_target(model, union, target, pred.sky_tokens[last], pred.affine[i])
         alpha, depth = render.alpha[..., 0], render.depth[..., 0]
-        terms["rgb_l1"].append(losses.rgb_l1(render.rgb, target.images))
+        pixel_weights = None
+        if j > 0 and weights.static_miss_emphasis > 0:
+            with torch.no_grad():
+                static = render_target(model, union.without_motion(), target, pred.sky_tokens[last], pred.affine[i])
+            pixel_weights = losses.static_miss_weights(static.rgb, target.images, weights.static_miss_emphasis)
+        terms["rgb_l1"].append(losses.rgb_l1(render.rgb, target.images, pixel_weights))
         terms["rgb_ssim"].append(losses.rgb_ssim(render.rgb, target.images))
         terms["depth"].append(losses.depth_relative(depth, target.lidar))
         terms["sky"].append(losses.sky_opacity(alpha, target.semantic == sky_class))

@@ -19,7 +19,7 @@ import math
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +35,13 @@ from ..world.config import CLASS_ID, CLASSES, WorldConfig
 from .config import TrainConfig
 from .curves import plot_logs
 from .data import cached_drive, render_missing_drives, sample_window
-from .losses import LossWeights
+from .losses import LOSS_TERMS
 from .objective import window_loss
 from .teacher import ClassNameTeacher
 
 log = logging.getLogger(__name__)
 
-LOG_FIELDS = ("step", "elapsed_s", "lr", "loss", *(f.name for f in fields(LossWeights)), "psnr_self", "grad_norm",
+LOG_FIELDS = ("step", "elapsed_s", "lr", "loss", *LOSS_TERMS, "psnr_self", "grad_norm",
               "s_per_step", "skipped")
 
 
