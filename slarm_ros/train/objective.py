@@ -32,11 +32,11 @@ class WindowLoss:
 
 
 def render_target(model: SlarmNet, gaussians: Gaussians4D, target: TargetViews, sky_token: Tensor,
-                  affine: Tensor) -> ViewRender:
+                  affine: Tensor, with_features: bool = True) -> ViewRender:
     """Render ``gaussians`` (anchor frame) at the target's time into its cameras, sky and colour transform applied."""
     _, height, width, _ = target.images.shape
     return render_gaussians(gaussians, target.time, target.cam_to_anchor, target.K, width, height,
-                            sky=lambda d: model.sky_head(d, sky_token), affine=affine, with_features=True)
+                            sky=lambda d: model.sky_head(d, sky_token), affine=affine, with_features=with_features)
 
 
 def camera_depth(ray_depth: Tensor, K: Tensor, cfg) -> Tensor:
@@ -71,7 +71,8 @@ def window_loss(model: SlarmNet, window: TrainWindow, teacher: SemanticTeacher, 
         pixel_weights = None
         if j > 0 and weights.static_miss_emphasis > 0:
             with torch.no_grad():
-                static = render_target(model, union.without_motion(), target, pred.sky_tokens[last], pred.affine[i])
+                static = render_target(model, union.without_motion(), target, pred.sky_tokens[last], pred.affine[i],
+                                       with_features=False)
             pixel_weights = losses.static_miss_weights(static.rgb, target.images, weights.static_miss_emphasis)
         terms["rgb_l1"].append(losses.rgb_l1(render.rgb, target.images, pixel_weights))
         terms["rgb_ssim"].append(losses.rgb_ssim(render.rgb, target.images))
