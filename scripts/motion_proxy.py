@@ -41,7 +41,7 @@ def score_held_out(model, cfg: TrainConfig, world_overrides: dict, camera: int |
     held_out = cfg.replace(world={**cfg.world, **world_overrides})  # the training world's cameras and traffic
     scores = []
     for seed in HELD_OUT_SEEDS:
-        clip = cached_drive(held_out.replace(first_seed=seed).drive(0), NETWORK["image_height"], NETWORK["image_width"],
+        clip = cached_drive(held_out.replace(first_seed=seed).drive(0), model.cfg.image_height, model.cfg.image_width,
                             cfg.cache_dir, cfg.supersample)
         scores += [score_window(model, clip, start, cfg.context, camera)
                    for start in range(0, clip.num_steps - 4, 3)]
