@@ -96,6 +96,22 @@ def test_the_anchor_moves_after_driving_far_and_outputs_stay_in_the_world_frame(
         assert (in_cam[2] > TINY.near * 0.99).all()
 
 
+def test_a_network_trained_without_anchor_lag_is_anchored_at_its_window_start_every_step():
+    """anchor_max_age 0 (training's anchor_lag_s 0): each step sees its window as training did."""
+    seq = frame_sets(6, height=32, width=48)
+    torch.manual_seed(0)
+    eng = Reconstructor(SlarmNet(TINY.replace(anchor_max_age=0.0)), device="cpu")
+    stream = [eng.step(fs) for fs in seq]
+    assert eng.rebases == len(seq) - 1
+    window = TINY.window
+    for i, result in enumerate(stream):
+        offline = eng.run_offline(seq[max(0, i - window + 1): i + 1], TINY.attention)[-1]
+        assert_same([result], [offline])
+    # an engine may re-anchor sooner than its network was trained for, never later
+    assert Reconstructor(eng.model, device="cpu", anchor_max_age=5.0).anchor_max_age == 0.0
+    assert engine(anchor_max_age=3.0).anchor_max_age == 3.0 and engine().anchor_max_age == TINY.anchor_max_age
+
+
 def test_point_products_are_world_points_with_colour_velocity_and_features():
     eng = engine()
     res = None

@@ -112,6 +112,15 @@ def test_learning_rate_warms_up_then_decays_by_steps_or_time():
     assert learning_rate(timed, 20, 60.0) == pytest.approx(1e-4, rel=1e-6)  # the time budget is used up
 
 
+def test_the_network_carries_the_anchor_lag_it_was_trained_with():
+    """The streaming engine reads it from the checkpoint: it must not anchor further back than training."""
+    assert TrainConfig(anchor_lag_s=2.5).network().anchor_max_age == 2.5
+    with pytest.raises(ValueError, match="anchor_lag_s"):
+        TrainConfig(model_overrides={"anchor_max_age": 1.0})
+    with pytest.raises(ValueError, match="anchor_max_age"):
+        TrainConfig(anchor_lag_s=30.0).network()  # beyond the time embedding's horizon
+
+
 @pytest.mark.parametrize("recipe", sorted(p.name for p in [*CONFIG_DIR.glob("train-*.yaml"), *CONFIG_DIR.glob("finetune-*.yaml")]))
 def test_every_shipped_recipe_loads_and_its_network_runs_one_window(recipe):
     cfg = TrainConfig.from_yaml(recipe)  # a shipped recipe by name, as `slarm train --config NAME` finds it

@@ -4,8 +4,9 @@ Each global attention layer keeps the keys and values of the last W - 1 timestep
 memory per step do not grow with the sequence. Geometry enters the network relative to an
 anchor (a camera pose and time of the current sequence) so that Plücker moments and timestamps
 stay in the range the network was trained on; when the car has driven ``anchor_max_distance``
-or ``anchor_max_age`` has passed, the anchor moves to the oldest timestep of the window
-and the window is re-encoded (a step that costs W steps, once every so many metres or seconds).
+or the anchor is older than ``anchor_max_age`` (at most the network's, the lag training anchored
+its windows at), the anchor moves to the oldest timestep of the window and the window is
+re-encoded (a step that costs W steps; at an age of 0, every step).
 """
 from __future__ import annotations
 
@@ -31,10 +32,10 @@ from ..resample import area_resize
 
 log = logging.getLogger(__name__)
 
-# The anchor moves on after this distance or time: training shows the network windows whose anchor
-# lies up to ``TrainConfig.anchor_lag_s`` back, so inference must not go further.
+# The anchor moves on after this distance, or once older than the network's ``anchor_max_age``:
+# training shows the network windows whose anchor lies up to that far back, so inference must not
+# go further.
 ANCHOR_MAX_DISTANCE_M = 70.0
-ANCHOR_MAX_AGE_S = 7.0
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "slarm-tiny.safetensors"
@@ -87,7 +88,7 @@ class Reconstructor:
     """Streaming SLARM reconstruction over a sliding window of timesteps."""
 
     def __init__(self, model: SlarmNet, device: str = "auto", window: int | None = None,
-                 anchor_max_distance: float = ANCHOR_MAX_DISTANCE_M, anchor_max_age: float = ANCHOR_MAX_AGE_S):
+                 anchor_max_distance: float = ANCHOR_MAX_DISTANCE_M, anchor_max_age: float | None = None):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.cfg: SlarmConfig = model.cfg
@@ -95,7 +96,8 @@ class Reconstructor:
         if self.window is not None and self.window < 1:
             raise ValueError(f"window must be >= 1 timesteps, got {self.window}")
         self.anchor_max_distance = anchor_max_distance
-        self.anchor_max_age = min(anchor_max_age, 0.9 * self.cfg.time_horizon)
+        # None: the age the network was trained for; a larger one is cut to it
+        self.anchor_max_age = self.cfg.anchor_max_age if anchor_max_age is None else min(anchor_max_age, self.cfg.anchor_max_age)
         self.reset()
 
     @classmethod
