@@ -75,7 +75,8 @@ class SlarmConfig:
         if not 0 < self.near < self.far:
             raise ValueError(f"need 0 < near < far, got near {self.near}, far {self.far}")
         if not 0.0 <= self.anchor_max_age < self.time_horizon:
-            raise ValueError(f"anchor_max_age must be in [0, time_horizon {self.time_horizon}) s, got {self.anchor_max_age}")
+            raise ValueError(f"anchor_max_age must be in [0, time_horizon {self.time_horizon}) s, "
+                             f"got {self.anchor_max_age}")
         parse_attention(self.attention)
 
     @property

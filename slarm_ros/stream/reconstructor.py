@@ -97,7 +97,8 @@ class Reconstructor:
             raise ValueError(f"window must be >= 1 timesteps, got {self.window}")
         self.anchor_max_distance = anchor_max_distance
         # None: the age the network was trained for; a larger one is cut to it
-        self.anchor_max_age = self.cfg.anchor_max_age if anchor_max_age is None else min(anchor_max_age, self.cfg.anchor_max_age)
+        trained = self.cfg.anchor_max_age
+        self.anchor_max_age = trained if anchor_max_age is None else min(anchor_max_age, trained)
         self.reset()
 
     @classmethod
