@@ -96,19 +96,23 @@ def test_the_anchor_moves_after_driving_far_and_outputs_stay_in_the_world_frame(
         assert (in_cam[2] > TINY.near * 0.99).all()
 
 
-def test_a_network_trained_without_anchor_lag_is_anchored_at_its_window_start_every_step():
-    """anchor_max_age 0 (training's anchor_lag_s 0): each step sees its window as training did."""
-    seq = frame_sets(6, height=32, width=48)
+@pytest.mark.parametrize("back", [2, 4])  # the engine's window (window:3), and a longer training window
+def test_a_network_trained_without_anchor_lag_is_anchored_where_training_anchored_it_every_step(back):
+    """Trained without lag on windows of back + 1 timesteps, a network only saw a last frame `back`
+    steps after its anchor: the engine re-anchors there at every step, beyond its own window too, so
+    each step equals an offline pass starting at that anchor."""
+    seq = frame_sets(8, height=32, width=48)  # 10 Hz
+    age = back * 0.1
     torch.manual_seed(0)
-    eng = Reconstructor(SlarmNet(TINY.replace(anchor_max_age=0.0)), device="cpu")
+    eng = Reconstructor(SlarmNet(TINY.replace(anchor_min_age=age, anchor_max_age=age)), device="cpu")
     stream = [eng.step(fs) for fs in seq]
-    assert eng.rebases == len(seq) - 1
-    window = TINY.window
+    assert eng.rebases == len(seq) - back - 1
     for i, result in enumerate(stream):
-        offline = eng.run_offline(seq[max(0, i - window + 1): i + 1], TINY.attention)[-1]
+        offline = eng.run_offline(seq[max(0, i - back): i + 1], TINY.attention)[-1]
         assert_same([result], [offline])
+    assert len(eng.past_poses) <= back + 2  # the poses kept for anchoring stay bounded
     # an engine may re-anchor sooner than its network was trained for, never later
-    assert Reconstructor(eng.model, device="cpu", anchor_max_age=5.0).anchor_max_age == 0.0
+    assert Reconstructor(eng.model, device="cpu", anchor_max_age=5.0).anchor_max_age == age
     assert engine(anchor_max_age=3.0).anchor_max_age == 3.0 and engine().anchor_max_age == TINY.anchor_max_age
 
 

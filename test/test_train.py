@@ -112,11 +112,16 @@ def test_learning_rate_warms_up_then_decays_by_steps_or_time():
     assert learning_rate(timed, 20, 60.0) == pytest.approx(1e-4, rel=1e-6)  # the time budget is used up
 
 
-def test_the_network_carries_the_anchor_lag_it_was_trained_with():
-    """The streaming engine reads it from the checkpoint: it must not anchor further back than training."""
-    assert TrainConfig(anchor_lag_s=2.5).network().anchor_max_age == 2.5
-    with pytest.raises(ValueError, match="anchor_lag_s"):
-        TrainConfig(model_overrides={"anchor_max_age": 1.0})
+def test_the_network_carries_the_anchor_ages_it_was_trained_with():
+    """The streaming engine reads them from the checkpoint: a window's last frame lies (context - 1)
+    timesteps after the window's start, which lies 0..anchor_lag_s after the anchor."""
+    net = TrainConfig(anchor_lag_s=2.5, context=6).network()
+    assert net.anchor_min_age == pytest.approx(0.5) and net.anchor_max_age == pytest.approx(3.0)
+    net = TrainConfig(anchor_lag_s=0.0, context=4, world={"hz": 20.0}).network()
+    assert net.anchor_min_age == pytest.approx(0.15) and net.anchor_max_age == pytest.approx(0.15)
+    for name in ("anchor_max_age", "anchor_min_age"):
+        with pytest.raises(ValueError, match="anchor_lag_s"):
+            TrainConfig(model_overrides={name: 1.0})
     with pytest.raises(ValueError, match="anchor_max_age"):
         TrainConfig(anchor_lag_s=30.0).network()  # beyond the time embedding's horizon
 

@@ -53,9 +53,13 @@ class SlarmConfig:
     time_frequencies: int = 8  # Fourier frequencies of the timestamp embedding
     time_horizon: float = 20.0  # seconds; timestamps are embedded relative to a sequence anchor in [0, horizon)
     attention: str = "window:4"  # full | causal | window:W
-    # seconds; streaming moves its anchor on once it is older than this: the anchor lag the network
-    # was trained with (TrainConfig.anchor_lag_s), since older anchors put times and poses outside it
+    # The ages (seconds before the current frame) of the anchors training showed a window's last
+    # frame: (context - 1) / hz at the latest anchor, plus TrainConfig.anchor_lag_s at the oldest.
+    # Streaming moves its anchor on once it is older than anchor_max_age, and puts the new one
+    # anchor_min_age back (never after its window's oldest frame), so that times and poses stay as
+    # trained. The defaults are the shipped recipe's: windows of 4 at 10 Hz, anchored up to 7 s back.
     anchor_max_age: float = 7.0
+    anchor_min_age: float = 0.3
 
     def __post_init__(self):
         if self.image_height % self.patch_size or self.image_width % self.patch_size:
@@ -74,9 +78,9 @@ class SlarmConfig:
             raise ValueError(f"need match_pool >= 1 and match_radius >= 0, got {self.match_pool}, {self.match_radius}")
         if not 0 < self.near < self.far:
             raise ValueError(f"need 0 < near < far, got near {self.near}, far {self.far}")
-        if not 0.0 <= self.anchor_max_age < self.time_horizon:
-            raise ValueError(f"anchor_max_age must be in [0, time_horizon {self.time_horizon}) s, "
-                             f"got {self.anchor_max_age}")
+        for name in ("anchor_min_age", "anchor_max_age"):
+            if not 0.0 <= getattr(self, name) < self.time_horizon:
+                raise ValueError(f"{name} must be in [0, time_horizon {self.time_horizon}) s, got {getattr(self, name)}")
         parse_attention(self.attention)
 
     @property

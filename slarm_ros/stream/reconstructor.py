@@ -4,9 +4,10 @@ Each global attention layer keeps the keys and values of the last W - 1 timestep
 memory per step do not grow with the sequence. Geometry enters the network relative to an
 anchor (a camera pose and time of the current sequence) so that Plücker moments and timestamps
 stay in the range the network was trained on; when the car has driven ``anchor_max_distance``
-or the anchor is older than ``anchor_max_age`` (at most the network's, the lag training anchored
-its windows at), the anchor moves to the oldest timestep of the window and the window is
-re-encoded (a step that costs W steps; at an age of 0, every step).
+or the anchor is older than ``anchor_max_age`` (at most the network's, the oldest anchor training
+showed), the anchor moves to the frame the network's ``anchor_min_age`` back (no later than the
+window's oldest timestep) and the window is re-encoded (a step that costs W steps; for a network
+trained without anchor lag, every step).
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 # training shows the network windows whose anchor lies up to that far back, so inference must not
 # go further.
 ANCHOR_MAX_DISTANCE_M = 70.0
+# Stamps are float seconds since the epoch; ages within this are equal.
+STAMP_EPS_S = 1e-4
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "slarm-tiny.safetensors"
@@ -99,6 +102,7 @@ class Reconstructor:
         # None: the age the network was trained for; a larger one is cut to it
         trained = self.cfg.anchor_max_age
         self.anchor_max_age = trained if anchor_max_age is None else min(anchor_max_age, trained)
+        self.anchor_min_age = self.cfg.anchor_min_age
         self.reset()
 
     @classmethod
@@ -121,6 +125,8 @@ class Reconstructor:
         self.recent: deque[PreparedFrames] = deque(maxlen=max(0, (self.window or 1) - 1))
         self.anchor_pose: np.ndarray | None = None  # (4, 4) world pose of camera 0 at the anchor
         self.anchor_time: float | None = None
+        # (stamp, camera-0 world pose) of past timesteps back to anchor_min_age: where a rebase may anchor
+        self.past_poses: deque[tuple[float, np.ndarray]] = deque()
         self.last_stamp: float | None = None
         self.camera_names: tuple[str, ...] | None = None
         self.window_results: deque[StepResult] = deque(maxlen=self.window)
@@ -162,24 +168,35 @@ class Reconstructor:
             times=torch.tensor([f.stamp - self.anchor_time for f in frames], dtype=torch.float32, device=self.device),
         )
 
-    def _set_anchor(self, frames: PreparedFrames) -> None:
-        self.anchor_pose = frames.cam_to_world[0].copy()
-        self.anchor_time = frames.stamp
+    def _set_anchor(self, stamp: float, pose: np.ndarray) -> None:
+        self.anchor_pose = pose.copy()
+        self.anchor_time = stamp
+
+    def _remember_pose(self, frames: PreparedFrames) -> None:
+        """Keep the poses back to anchor_min_age before this timestep, and one older."""
+        self.past_poses.append((frames.stamp, frames.cam_to_world[0].copy()))
+        oldest_needed = frames.stamp - self.anchor_min_age - STAMP_EPS_S
+        while len(self.past_poses) > 1 and self.past_poses[1][0] <= oldest_needed:
+            self.past_poses.popleft()
 
     def _needs_rebase(self, frames: PreparedFrames) -> bool:
         if self.window is None:
             return False  # an unbounded window cannot be re-encoded; causal mode is for comparison
         moved = np.linalg.norm(frames.cam_to_world[0, :3, 3] - self.anchor_pose[:3, 3])
         elapsed = frames.stamp - self.anchor_time
-        return moved > self.anchor_max_distance or elapsed > self.anchor_max_age
+        return moved > self.anchor_max_distance or elapsed > self.anchor_max_age + STAMP_EPS_S
 
-    def _rebase(self) -> None:
-        """Move the anchor to the oldest frame of the window and re-encode the window."""
+    def _rebase(self, now: float) -> None:
+        """Move the anchor to the past timestep anchor_min_age before ``now`` (the oldest one kept in a
+        younger stream; never after the window's oldest frame) and re-encode the window."""
         self.cache = self.model.new_cache(self.window)
+        latest = now - self.anchor_min_age
         if self.recent:
-            self._set_anchor(self.recent[0])
-            for frames in self.recent:
-                self.model.step(self._batch([frames]), self.cache)
+            latest = min(latest, self.recent[0].stamp)
+        older = [(stamp, pose) for stamp, pose in self.past_poses if stamp <= latest + STAMP_EPS_S]
+        self._set_anchor(*(older[-1] if older else self.past_poses[0]))  # a rebase follows a first step
+        for frames in self.recent:
+            self.model.step(self._batch([frames]), self.cache)
         self.rebases += 1
 
     # --- the doors --------------------------------------------------------------------
@@ -192,15 +209,14 @@ class Reconstructor:
                              "reset() starts a new sequence")
         frames = self.prepare(frame_set)
         if self.anchor_pose is None:
-            self._set_anchor(frames)
+            self._set_anchor(frames.stamp, frames.cam_to_world[0])
             self.camera_names = frame_set.names
         elif self._needs_rebase(frames):
-            self._rebase()
-            if not self.recent:
-                self._set_anchor(frames)
+            self._rebase(frames.stamp)
         fill = self.cache.timesteps + 1  # the cached past and this timestep
         pred = self.model.step(self._batch([frames]), self.cache)
         self.recent.append(frames)
+        self._remember_pose(frames)
         self.last_stamp = frames.stamp
         self.steps += 1
         result = self._result(pred, 0, frames.stamp, 0.0, fill)
@@ -235,7 +251,7 @@ class Reconstructor:
                                      f"{prepared[-1].stamp:.6f} s")
                 prepared.append(self.prepare(fs))
                 self.camera_names = fs.names
-            self._set_anchor(prepared[0])
+            self._set_anchor(prepared[0].stamp, prepared[0].cam_to_world[0])
             pred = self.model(self._batch(prepared), attention)
             results = [self._result(pred, i, f.stamp, 0.0, len(prepared)) for i, f in enumerate(prepared)]
             elapsed = (time.perf_counter() - started) / len(prepared)

@@ -38,7 +38,7 @@ class TrainConfig:
     context: int = 4  # timesteps the network sees per window
     future: int = 2  # following timesteps that may be targets
     other_scale: int = 2  # reduction of the whole-window render target
-    anchor_lag_s: float = 7.0  # windows are anchored up to this far back; stored as the network's anchor_max_age
+    anchor_lag_s: float = 7.0  # windows are anchored up to this far before their start (the network's anchor ages)
     own_last_share: float = 1.0  # share of windows whose own-Gaussian target is the last timestep
     max_semantic_pixels: int = 8192
     # optimisation
@@ -66,14 +66,18 @@ class TrainConfig:
             raise ValueError("context must be >= 1 and future >= 0")
         if self.num_drives < 1 or self.steps < 1:
             raise ValueError("num_drives and steps must be >= 1")
-        if "anchor_max_age" in self.model_overrides:
-            raise ValueError("set anchor_lag_s, not model_overrides.anchor_max_age: the network's is the training lag")
+        for name in ("anchor_min_age", "anchor_max_age"):
+            if name in self.model_overrides:
+                raise ValueError(f"set anchor_lag_s, not model_overrides.{name}: the network's anchor ages are "
+                                 "training's, from its windows and lag")
 
     def network(self) -> SlarmConfig:
         path = Path(self.model)
         base = SlarmConfig.from_yaml(path) if path.suffix in (".yaml", ".yml") else SlarmConfig.named(self.model)
-        # the streaming engine must not anchor further back than training did
-        return base.replace(**self.model_overrides).replace(anchor_max_age=self.anchor_lag_s)
+        # the streaming engine anchors as training did: a window's last frame lies (context - 1)
+        # timesteps after its start, which lies 0..anchor_lag_s after the anchor
+        span = (self.context - 1) / self.world.get("hz", WorldConfig.hz)
+        return base.replace(**self.model_overrides).replace(anchor_min_age=span, anchor_max_age=span + self.anchor_lag_s)
 
     def drive(self, index: int) -> WorldConfig:
         return WorldConfig(**{"seed": self.first_seed + index, "seconds": self.drive_seconds, **self.world})
