@@ -17,8 +17,7 @@ Pixels are split as ``slarm eval`` splits them (moving actors, standing actors, 
 moving actors f is replaced by the residual f - g. A spurious motion that is mostly ego motion
 copied onto static points shows as a large |along| and err_along_share near 1 for standing
 actors and background; a motion hedged over parked and moving cars shows along each car's own
-heading instead, unrelated to d (cos near 0). Per-timestep correlation of the static error with
-the ego speed is also reported.
+heading instead, unrelated to d (cos near 0).
 
 Parked cars line the road the car drives along, so "along d" is also along their heading. The
 controlled test is the car's speed: ``--ego-speeds`` renders the same world seed with the car
@@ -40,7 +39,6 @@ import torch
 from slarm_ros.bag.reader import BagReader
 from slarm_ros.eval.evaluate import Evaluator
 from slarm_ros.eval.metrics import MOVING_M
-from slarm_ros.resample import sample_nearest
 from slarm_ros.stream import Reconstructor
 from slarm_ros.world.config import CLASSES, WorldConfig
 from slarm_ros.world.make import make_world_bag
@@ -64,7 +62,6 @@ def probe(bag: str | Path, checkpoint: str | None, max_steps: int | None) -> dic
     names = reader.classes or list(CLASSES)
     ev = Evaluator(engine, names, engine.cfg.image_height, engine.cfg.image_width, dt=0.1)
     pooled = {p: {"along": [], "across": [], "cos": [], "err": [], "err_along": []} for p in PARTS}
-    per_step = []  # (ego speed m per frame, mean static error m per frame)
     previous: dict[str, np.ndarray] = {}
     prev_stamp, steps = None, 0
     for sample in reader:
@@ -78,9 +75,7 @@ def probe(bag: str | Path, checkpoint: str | None, max_steps: int | None) -> dic
             ev.dt = fs.stamp - prev_stamp
             with torch.inference_mode():
                 render = ev.render(result.gaussians, result.stamp, fs, with_flow=True)
-            alpha = render.alpha[..., 0].clamp_min(1e-6)
-            flow = (render.flow / alpha[..., None]).cpu().numpy() * ev.dt
-            static_err = []
+            flow = ev.frame_flow(render)
             for i, cam in enumerate(fs.cameras):
                 truth = sample.ground_truth.get(cam.name, {})
                 if "depth" not in truth or cam.name not in previous:
@@ -88,9 +83,7 @@ def probe(bag: str | Path, checkpoint: str | None, max_steps: int | None) -> dic
                 d = centres[cam.name] - previous[cam.name]
                 if np.linalg.norm(d) < 0.05:  # standing still: no direction to compare with
                     continue
-                depth = sample_nearest(truth["depth"], ev.height, ev.width)
-                sem = sample_nearest(truth["semantic"], ev.height, ev.width).astype(np.int64)
-                gt = sample_nearest(truth["flow"], ev.height, ev.width) * ev.dt
+                depth, sem, gt = ev.truth(truth)
                 keep = (depth > 0) & ~np.isin(sem, ev.ground)
                 f, g, s = flow[i][keep], gt[keep], sem[keep]
                 moving = np.linalg.norm(g, axis=1) >= MOVING_M
@@ -107,11 +100,6 @@ def probe(bag: str | Path, checkpoint: str | None, max_steps: int | None) -> dic
                     for key, v in (("along", along), ("across", across), ("cos", cosine[has_motion]),
                                    ("err", err), ("err_along", err_along)):
                         pooled[part][key].append(v)
-                    if part != "moving":
-                        static_err.append(err)
-            if static_err:
-                speed = float(np.linalg.norm(centres[fs.cameras[0].name] - previous[fs.cameras[0].name]))
-                per_step.append((speed, float(np.concatenate(static_err).mean())))
         previous, prev_stamp = centres, fs.stamp
     out = {"bag": str(bag), "checkpoint": checkpoint or "default", "timesteps": steps}
     for part, lists in pooled.items():
@@ -125,10 +113,6 @@ def probe(bag: str | Path, checkpoint: str | None, max_steps: int | None) -> dic
             "cos": float(np.median(v["cos"])) if len(v["cos"]) else float("nan"),
             "err_along_share": float(v["err_along"].sum() / squared) if squared > 0 else float("nan"),
         }
-    if len(per_step) > 2:
-        speed, err = np.array(per_step).T
-        out["static_err_vs_ego_speed"] = {"corr": float(np.corrcoef(speed, err)[0, 1]),
-                                          "ego_m_per_frame": [float(speed.min()), float(speed.max())]}
     return out
 
 

@@ -102,12 +102,24 @@ class Evaluator:
         return render_gaussians(g, time_s, poses.float().to(self.engine.device), K, self.width, self.height, sky=sky,
                                 affine=affine, **kw)
 
+    def frame_flow(self, render) -> np.ndarray:
+        """(V, H, W, 3) the rendered scene flow as displacement (m) over one frame interval."""
+        alpha = render.alpha[..., 0].clamp_min(1e-6)
+        return (render.flow / alpha[..., None]).cpu().numpy() * self.dt
+
+    def truth(self, truth: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One camera's ground truth at the evaluation pixels: depth (H, W) m (0: none), classes
+        (H, W) int64 and flow (H, W, 3) as displacement (m) over one frame interval."""
+        depth = sample_nearest(truth["depth"], self.height, self.width)
+        semantic = sample_nearest(truth["semantic"], self.height, self.width).astype(np.int64)
+        return depth, semantic, sample_nearest(truth["flow"], self.height, self.width) * self.dt
+
     @torch.inference_mode()
     def score_current(self, result: StepResult, sample: Sample, keep_panel: bool) -> None:
         """Depth, flow and semantics of timestep k's own Gaussians against its ground truth."""
         render = self.render(result.gaussians, result.stamp, sample.frame_set, with_features=True, with_flow=True)
         alpha = render.alpha[..., 0].clamp_min(1e-6)
-        flow = (render.flow / alpha[..., None]).cpu().numpy() * self.dt
+        flow = self.frame_flow(render)
         features = render.features / alpha[..., None]
         scores = self.class_scorer(features).cpu().numpy()
         uncovered = render.alpha[..., 0].cpu().numpy() < 1e-3
@@ -120,9 +132,7 @@ class Evaluator:
             truth = sample.ground_truth.get(cam.name, {})
             if "depth" not in truth:
                 continue
-            gt_depth = sample_nearest(truth["depth"], self.height, self.width)
-            gt_sem = sample_nearest(truth["semantic"], self.height, self.width).astype(np.int64)
-            gt_flow = sample_nearest(truth["flow"], self.height, self.width) * self.dt
+            gt_depth, gt_sem, gt_flow = self.truth(truth)
             valid = gt_depth > 0
             moving_eval = valid & ~np.isin(gt_sem, self.ground)
             zero = np.zeros_like(gt_flow[moving_eval])
