@@ -38,12 +38,13 @@ import torch
 
 from slarm_ros.bag.reader import BagReader
 from slarm_ros.eval.evaluate import Evaluator
-from slarm_ros.eval.metrics import MOVING_M
+from slarm_ros.eval.metrics import THREE_WAY, flow_parts
 from slarm_ros.stream import Reconstructor
 from slarm_ros.world.config import CLASSES, WorldConfig
 from slarm_ros.world.make import make_world_bag
 
-PARTS = ("moving", "standing_actors", "background")
+# flow_parts' three masks, as slarm eval splits the flow error
+PARTS = dict(zip(THREE_WAY, ("moving_actors", "standing_actors", "background")))
 
 
 def split(f: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -61,7 +62,7 @@ def probe(bag: str | Path, checkpoint: str | None, max_steps: int | None) -> dic
     engine = Reconstructor.from_checkpoint(checkpoint, device="cpu")
     names = reader.classes or list(CLASSES)
     ev = Evaluator(engine, names, engine.cfg.image_height, engine.cfg.image_width, dt=0.1)
-    pooled = {p: {"along": [], "across": [], "cos": [], "err": [], "err_along": []} for p in PARTS}
+    pooled = {p: {"along": [], "across": [], "cos": [], "err": [], "err_along": []} for p in PARTS.values()}
     previous: dict[str, np.ndarray] = {}
     prev_stamp, steps = None, 0
     for sample in reader:
@@ -86,13 +87,11 @@ def probe(bag: str | Path, checkpoint: str | None, max_steps: int | None) -> dic
                 depth, sem, gt = ev.truth(truth)
                 keep = (depth > 0) & ~np.isin(sem, ev.ground)
                 f, g, s = flow[i][keep], gt[keep], sem[keep]
-                moving = np.linalg.norm(g, axis=1) >= MOVING_M
-                actor = np.isin(s, ev.movable)
-                masks = {"moving": moving, "standing_actors": ~moving & actor, "background": ~moving & ~actor}
-                for part, m in masks.items():
+                for name, m in flow_parts(g, np.isin(s, ev.movable)).items():
                     if not m.any():
                         continue
-                    residual = f[m] - g[m] if part == "moving" else f[m]
+                    part = PARTS[name]
+                    residual = f[m] - g[m] if part == "moving_actors" else f[m]
                     along, across, cosine = split(residual, d)
                     err = np.linalg.norm(f[m] - g[m], axis=1)
                     err_along = (along * np.linalg.norm(d)) ** 2

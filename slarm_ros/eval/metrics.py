@@ -53,6 +53,13 @@ MOVING_M = 0.01  # ground-truth displacement (m) from which a point counts as mo
 THREE_WAY = ("flow_epe3d_fg_dynamic", "flow_epe3d_fg_static", "flow_epe3d_background")
 
 
+def flow_parts(gt: np.ndarray, foreground: np.ndarray) -> dict[str, np.ndarray]:
+    """The three-way split of points by true displacement gt (N, 3) m and foreground (N,) bool:
+    (N,) masks named as THREE_WAY (foreground moving, foreground standing, background)."""
+    moving = np.linalg.norm(gt, axis=1) >= MOVING_M
+    return dict(zip(THREE_WAY, (foreground & moving, foreground & ~moving, ~foreground)))
+
+
 def flow_errors(pred: np.ndarray, gt: np.ndarray, foreground: np.ndarray | None = None) -> dict[str, float]:
     """Scene-flow metrics of displacement vectors (N, 3) in metres, already restricted to the evaluated pixels.
 
@@ -97,7 +104,7 @@ def flow_errors(pred: np.ndarray, gt: np.ndarray, foreground: np.ndarray | None 
         "flow_points": int(len(gt)),
     }
     if foreground is not None:
-        parts = dict(zip(THREE_WAY, (part(foreground & moving), part(foreground & ~moving), part(~foreground))))
+        parts = {name: part(mask) for name, mask in flow_parts(gt, foreground).items()}
         present = [v for v in parts.values() if not np.isnan(v)]  # a part with no points does not count
         out.update(parts, flow_epe3d_threeway=float(np.mean(present)))
     return out
