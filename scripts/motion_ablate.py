@@ -31,6 +31,7 @@ def hold_motion_gate_open(module, _inputs, output):
         raw["dynamic"] = torch.full_like(raw["dynamic"], OPEN)
 
 
+# Zero head outputs are no motion in either motion form ("speed": a zero direction normalises to zero).
 def drop_head_motion(module, _inputs, output):
     raw, _trunk = output
     raw["motion"] = torch.zeros_like(raw["motion"])
@@ -38,7 +39,8 @@ def drop_head_motion(module, _inputs, output):
 
 def drop_head_higher_orders(module, _inputs, output):
     raw, _trunk = output
-    raw["motion"] = torch.cat([raw["motion"][:, :3], torch.zeros_like(raw["motion"][:, 3:])], dim=1)
+    velocity = 4 if module.cfg.motion_form == "speed" else 3  # channels of the first order
+    raw["motion"] = torch.cat([raw["motion"][:, :velocity], torch.zeros_like(raw["motion"][:, velocity:])], dim=1)
 
 
 def hold_matcher_gate_open(module, _inputs, output):

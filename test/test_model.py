@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from slarm_ros.gaussians import Gaussians4D
 from slarm_ros.geometry import grid_pixels, pixel_rays
 from slarm_ros.model import SlarmConfig, SlarmNet, ViewBatch
+from slarm_ros.model.heads import SPEED_DEAD_ZONE, SPEED_MAX, speed_direction_motion
 from slarm_ros.model.matching import MatchState, MotionMatcher
 from slarm_ros.render.scene import render_gaussians
 from slarm_ros.random_drive import frame_sets
@@ -25,11 +26,13 @@ def batch_from(seq, cfg):
     return ViewBatch(images, K, poses, times)
 
 
-@pytest.mark.parametrize("matching, gate, gate_hidden", [(False, False, 0), (True, False, 0), (True, True, 0),
-                                                         (True, True, 8)])
-def test_gradients_reach_every_parameter_group_through_rendering_at_another_timestamp(matching, gate, gate_hidden):
+@pytest.mark.parametrize("matching, gate, gate_hidden, form", [(False, False, 0, "linear"), (True, False, 0, "linear"),
+                                                               (True, True, 0, "linear"), (True, True, 8, "linear"),
+                                                               (False, False, 0, "speed"), (True, True, 8, "speed")])
+def test_gradients_reach_every_parameter_group_through_rendering_at_another_timestamp(matching, gate, gate_hidden, form):
     torch.manual_seed(0)
-    net = SlarmNet(CFG.replace(motion_matching=matching, motion_gate=gate, match_gate_hidden=gate_hidden))
+    net = SlarmNet(CFG.replace(motion_matching=matching, motion_gate=gate, match_gate_hidden=gate_hidden,
+                               motion_form=form))
     seq = frame_sets(3, height=32, width=48, seed=1)
     batch = batch_from(seq, CFG)
     pred = net(ViewBatch(batch.images[:2], batch.K[:2], batch.cam_to_anchor[:2], batch.times[:2]))
@@ -53,7 +56,7 @@ def test_gradients_reach_every_parameter_group_through_rendering_at_another_time
         assert all(torch.isfinite(g).all() for g in grads), f"non-finite gradient in {group}"
         assert sum(g.abs().sum() for g in grads) > 0, f"zero gradient in {group}"
     # the motion channels of the head get gradient only because the target is at another time
-    motion_rows = slice(12, 12 + 3 * CFG.motion_degree)
+    motion_rows = slice(12, 12 + (4 if form == "speed" else 3) * CFG.motion_degree)
     assert net.gaussian_head.out.weight.grad[motion_rows].abs().sum() > 0
     if gate:  # the gate channel (the last) too
         assert net.gaussian_head.out.weight.grad[-1].abs().sum() > 0
@@ -78,6 +81,26 @@ def test_the_motion_gate_scales_all_motion_matched_included_and_can_stop_it():
     assert moving.abs().max() > 1e-4
     assert stopped.abs().max() < 1e-12
     assert SlarmNet(CFG).gaussian_head.out.out_channels == net.gaussian_head.out.out_channels - 1
+
+
+def test_the_speed_form_starts_nearly_still_can_stand_exactly_still_and_follows_its_direction():
+    cfg = CFG.replace(motion_form="speed")
+    net = SlarmNet(cfg)
+    assert net.gaussian_head.out.out_channels == SlarmNet(CFG).gaussian_head.out.out_channels + cfg.motion_degree
+    raw = torch.zeros(5, 3, 4)  # 5 Gaussians, 3 orders, direction xyz + speed logit
+    raw[..., 0] = 2.0  # along +x
+    start = speed_direction_motion(raw)
+    assert torch.allclose(start, torch.tensor([0.1 - SPEED_DEAD_ZONE, 0.0, 0.0]).expand(5, 3, 3), atol=1e-4)
+    raw[0, :, 3] = -30.0  # far down the sigmoid: exactly still
+    raw[1, :, 3] = 4.5  # about 8 m/s^k, reached by a logit as far from the start as stillness nearly is
+    raw[2, :, :3] = torch.tensor([0.0, -3.0, 4.0])
+    motion = speed_direction_motion(raw)
+    assert torch.equal(motion[0], torch.zeros(3, 3))
+    assert 7.5 < float(motion[1, 0, 0]) < 8.5
+    assert torch.allclose(motion[2, 0], (0.1 - SPEED_DEAD_ZONE) * torch.tensor([0.0, -0.6, 0.8]), atol=1e-5)
+    assert float(speed_direction_motion(torch.full((1, 1, 4), 50.0)).norm()) <= SPEED_MAX
+    with pytest.raises(ValueError, match="motion_form"):
+        CFG.replace(motion_form="bases")
 
 
 def test_with_head_velocity_scale_zero_the_velocity_is_the_matched_one_alone():

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+MOTION_FORMS = ("linear", "speed")
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,12 @@ class SlarmConfig:
     far: float = 150.0  # metres, farthest depth
     max_scale: float = 2.0  # metres, largest Gaussian standard deviation
     motion_degree: int = 3  # 0 static, 1 velocity (STORM), 2 + acceleration, 3 + jerk (SLARM)
-    motion_scale: float = 5.0  # m/s (m/s^2, m/s^3) per unit of the motion head's output
+    # How the head's motion channels become coefficients. "linear": 3 per order, times motion_scale.
+    # "speed": SLARM's form, 4 per order: a direction and a speed logit that starts far down a
+    # sigmoid, so Gaussians start nearly still and standing exactly still or moving fast are
+    # both a logit's size away (heads.speed_direction_motion).
+    motion_form: str = "linear"
+    motion_scale: float = 5.0  # m/s (m/s^2, m/s^3) per unit of the linear head's output
     motion_matching: bool = False  # velocity evidence from matching an earlier timestep (model/matching.py)
     # multiplies the head's own velocity; 0: velocity is the matched one alone, the head predicting
     # only acceleration and jerk (its velocity guess does not carry over to unseen drives; docs/training.md)
@@ -70,6 +76,8 @@ class SlarmConfig:
             raise ValueError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
         if not 0 <= self.motion_degree <= 3:
             raise ValueError(f"motion_degree must be 0..3, got {self.motion_degree}")
+        if self.motion_form not in MOTION_FORMS:
+            raise ValueError(f"motion_form must be one of {MOTION_FORMS}, got '{self.motion_form}'")
         if not 0.0 <= self.head_velocity_scale <= 1.0:
             raise ValueError(f"head_velocity_scale must be in [0, 1], got {self.head_velocity_scale}")
         if self.match_steps_back < 1:

@@ -14,11 +14,18 @@ from .tokens import fourier_features
 
 HIDDEN = 32  # channels of the pixel-level refinement
 
+# The "speed" motion form (SLARM's): per order k a direction and a speed in m/s^k.
+SPEED_MAX = 100.0  # m/s^k, the largest speed (acceleration, jerk) a Gaussian can take
+SPEED_START_LOGIT = -6.9068  # sigmoid = 1e-3: a zero head output is 0.1 m/s^k
+SPEED_DEAD_ZONE = 1e-4  # m/s^k; below it a Gaussian stands exactly still
+DIRECTION_INIT_STD = 0.02  # the direction channels start long enough for normalising to be smooth
+
 
 def gaussian_channels(cfg: SlarmConfig) -> dict[str, int]:
     """Raw output channels per Gaussian, in order."""
+    per_order = 4 if cfg.motion_form == "speed" else 3
     channels = {"depth": 1, "scale": 3, "quat": 4, "opacity": 1, "rgb": 3,
-                "motion": 3 * cfg.motion_degree, "feature": cfg.semantic_dim}
+                "motion": per_order * cfg.motion_degree, "feature": cfg.semantic_dim}
     if cfg.motion_gate and cfg.motion_degree > 0:
         channels["dynamic"] = 1
     return channels
@@ -44,6 +51,11 @@ class GaussianHead(nn.Module):
         )
         self.out = nn.Conv2d(HIDDEN, sum(self.channels.values()), 1)
         nn.init.normal_(self.out.weight, std=1e-3)
+        if cfg.motion_form == "speed" and cfg.motion_degree > 0:
+            start = sum(list(self.channels.values())[:list(self.channels).index("motion")])
+            directions = [start + 4 * k + i for k in range(cfg.motion_degree) for i in range(3)]
+            with torch.no_grad():
+                self.out.weight[directions] = torch.randn_like(self.out.weight[directions]) * DIRECTION_INIT_STD
         bias = torch.zeros(sum(self.channels.values()))
         start = list(self.channels).index("quat")
         offset = sum(list(self.channels.values())[:start])
@@ -99,7 +111,10 @@ def decode_gaussians(raw: dict[str, Tensor], images_small: Tensor, K: Tensor, ca
     colors = torch.sigmoid(to_last(raw["rgb"] + base))
 
     degree = cfg.motion_degree
-    motion = to_last(raw["motion"]).reshape(n, h, w, degree, 3) * cfg.motion_scale
+    if cfg.motion_form == "speed":
+        motion = speed_direction_motion(to_last(raw["motion"]).reshape(n, h, w, degree, 4))
+    else:
+        motion = to_last(raw["motion"]).reshape(n, h, w, degree, 3) * cfg.motion_scale
     if cfg.head_velocity_scale != 1.0:  # velocity is the first order
         motion = torch.cat([motion[..., :1, :] * cfg.head_velocity_scale, motion[..., 1:, :]], dim=3)
     motion = torch.einsum("nij,nhwdj->nhwdi", rot, motion)
@@ -113,6 +128,17 @@ def decode_gaussians(raw: dict[str, Tensor], images_small: Tensor, K: Tensor, ca
         gaussians.append(Gaussians4D(means=m, quats=q, scales=s, opacities=o, colors=col, motion=mo, features=f,
                                      t0=times[i].expand(m.shape[0]).clone(), time_origin=0.0))
     return gaussians, depth.reshape(t, c, h, w)
+
+
+def speed_direction_motion(raw: Tensor) -> Tensor:
+    """Head outputs (..., D, 4) per order, direction xyz and speed logit -> coefficients (..., D, 3), m/s^k.
+
+    The speed is SPEED_MAX * sigmoid(logit + SPEED_START_LOGIT), less a dead zone: on the sigmoid's
+    low tail it is exponential in the logit, so a small speed and a large one are equally far
+    from the start, and a static Gaussian reaches exactly zero.
+    """
+    speed = (torch.sigmoid(raw[..., 3:] + SPEED_START_LOGIT) * SPEED_MAX - SPEED_DEAD_ZONE).clamp_min(0)
+    return speed * F.normalize(raw[..., :3], dim=-1)
 
 
 class SkyHead(nn.Module):
