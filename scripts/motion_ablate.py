@@ -20,6 +20,7 @@ import torch
 
 from motion_proxy import score_held_out
 from slarm_ros.model.checkpoint import load_checkpoint
+from slarm_ros.model.heads import motion_channels_per_order
 from slarm_ros.train.config import TrainConfig
 
 OPEN = 30.0  # a logit whose sigmoid is 1 to float precision
@@ -39,7 +40,7 @@ def drop_head_motion(module, _inputs, output):
 
 def drop_head_higher_orders(module, _inputs, output):
     raw, _trunk = output
-    velocity = 4 if module.cfg.motion_form == "speed" else 3  # channels of the first order
+    velocity = motion_channels_per_order(module.cfg)  # channels of the first order
     raw["motion"] = torch.cat([raw["motion"][:, :velocity], torch.zeros_like(raw["motion"][:, velocity:])], dim=1)
 
 

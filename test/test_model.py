@@ -56,7 +56,7 @@ def test_gradients_reach_every_parameter_group_through_rendering_at_another_time
         assert all(torch.isfinite(g).all() for g in grads), f"non-finite gradient in {group}"
         assert sum(g.abs().sum() for g in grads) > 0, f"zero gradient in {group}"
     # the motion channels of the head get gradient only because the target is at another time
-    motion_rows = slice(12, 12 + (4 if form == "speed" else 3) * CFG.motion_degree)
+    motion_rows = slice(12, 12 + (4 if form == "speed" else 3) * CFG.motion_degree)  # after depth ... rgb
     assert net.gaussian_head.out.weight.grad[motion_rows].abs().sum() > 0
     if gate:  # the gate channel (the last) too
         assert net.gaussian_head.out.weight.grad[-1].abs().sum() > 0

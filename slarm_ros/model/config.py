@@ -38,8 +38,8 @@ class SlarmConfig:
     motion_degree: int = 3  # 0 static, 1 velocity (STORM), 2 + acceleration, 3 + jerk (SLARM)
     # How the head's motion channels become coefficients. "linear": 3 per order, times motion_scale.
     # "speed": SLARM's form, 4 per order: a direction and a speed logit that starts far down a
-    # sigmoid, so Gaussians start nearly still and standing exactly still or moving fast are
-    # both a logit's size away (heads.speed_direction_motion).
+    # sigmoid, so Gaussians start nearly still, and both exact stillness and tens of m/s are a few
+    # units of logit away (heads.speed_direction_motion).
     motion_form: str = "linear"
     motion_scale: float = 5.0  # m/s (m/s^2, m/s^3) per unit of the linear head's output
     motion_matching: bool = False  # velocity evidence from matching an earlier timestep (model/matching.py)

@@ -21,11 +21,15 @@ SPEED_DEAD_ZONE = 1e-4  # m/s^k; below it a Gaussian stands exactly still
 DIRECTION_INIT_STD = 0.02  # the direction channels start long enough for normalising to be smooth
 
 
+def motion_channels_per_order(cfg: SlarmConfig) -> int:
+    """Head channels of one motion order: xyz ("linear"), or a direction and a speed logit ("speed")."""
+    return 4 if cfg.motion_form == "speed" else 3
+
+
 def gaussian_channels(cfg: SlarmConfig) -> dict[str, int]:
     """Raw output channels per Gaussian, in order."""
-    per_order = 4 if cfg.motion_form == "speed" else 3
     channels = {"depth": 1, "scale": 3, "quat": 4, "opacity": 1, "rgb": 3,
-                "motion": per_order * cfg.motion_degree, "feature": cfg.semantic_dim}
+                "motion": motion_channels_per_order(cfg) * cfg.motion_degree, "feature": cfg.semantic_dim}
     if cfg.motion_gate and cfg.motion_degree > 0:
         channels["dynamic"] = 1
     return channels
@@ -53,7 +57,8 @@ class GaussianHead(nn.Module):
         nn.init.normal_(self.out.weight, std=1e-3)
         if cfg.motion_form == "speed" and cfg.motion_degree > 0:
             start = sum(list(self.channels.values())[:list(self.channels).index("motion")])
-            directions = [start + 4 * k + i for k in range(cfg.motion_degree) for i in range(3)]
+            per_order = motion_channels_per_order(cfg)
+            directions = [start + per_order * k + i for k in range(cfg.motion_degree) for i in range(3)]
             with torch.no_grad():
                 self.out.weight[directions] = torch.randn_like(self.out.weight[directions]) * DIRECTION_INIT_STD
         bias = torch.zeros(sum(self.channels.values()))
@@ -110,11 +115,8 @@ def decode_gaussians(raw: dict[str, Tensor], images_small: Tensor, K: Tensor, ca
     base = torch.logit(images_small.clamp(0.01, 0.99))
     colors = torch.sigmoid(to_last(raw["rgb"] + base))
 
-    degree = cfg.motion_degree
-    if cfg.motion_form == "speed":
-        motion = speed_direction_motion(to_last(raw["motion"]).reshape(n, h, w, degree, 4))
-    else:
-        motion = to_last(raw["motion"]).reshape(n, h, w, degree, 3) * cfg.motion_scale
+    motion = to_last(raw["motion"]).reshape(n, h, w, cfg.motion_degree, motion_channels_per_order(cfg))
+    motion = speed_direction_motion(motion) if cfg.motion_form == "speed" else motion * cfg.motion_scale
     if cfg.head_velocity_scale != 1.0:  # velocity is the first order
         motion = torch.cat([motion[..., :1, :] * cfg.head_velocity_scale, motion[..., 1:, :]], dim=3)
     motion = torch.einsum("nij,nhwdj->nhwdi", rot, motion)
@@ -134,8 +136,8 @@ def speed_direction_motion(raw: Tensor) -> Tensor:
     """Head outputs (..., D, 4) per order, direction xyz and speed logit -> coefficients (..., D, 3), m/s^k.
 
     The speed is SPEED_MAX * sigmoid(logit + SPEED_START_LOGIT), less a dead zone: on the sigmoid's
-    low tail it is exponential in the logit, so a small speed and a large one are equally far
-    from the start, and a static Gaussian reaches exactly zero.
+    low tail it is exponential in the logit, so 1 mm/s and 8 m/s both lie about 4.5 units from the
+    start, and a static Gaussian reaches exactly zero (below -6.9).
     """
     speed = (torch.sigmoid(raw[..., 3:] + SPEED_START_LOGIT) * SPEED_MAX - SPEED_DEAD_ZONE).clamp_min(0)
     return speed * F.normalize(raw[..., :3], dim=-1)
