@@ -56,17 +56,21 @@ class GaussianHead(nn.Module):
         self.out = nn.Conv2d(HIDDEN, sum(self.channels.values()), 1)
         nn.init.normal_(self.out.weight, std=1e-3)
         if cfg.motion_form == "speed" and cfg.motion_degree > 0:
-            start = sum(list(self.channels.values())[:list(self.channels).index("motion")])
+            start = self.first_channel("motion")
             per_order = motion_channels_per_order(cfg)
             directions = [start + per_order * k + i for k in range(cfg.motion_degree) for i in range(3)]
             with torch.no_grad():
                 self.out.weight[directions] = torch.randn_like(self.out.weight[directions]) * DIRECTION_INIT_STD
         bias = torch.zeros(sum(self.channels.values()))
-        start = list(self.channels).index("quat")
-        offset = sum(list(self.channels.values())[:start])
+        offset = self.first_channel("quat")
         bias[offset] = 1.0  # identity rotation
         bias[offset + 4] = -1.0  # opacity ~0.27 at start: layers of Gaussians must not saturate
         self.out.bias.data.copy_(bias)
+
+    def first_channel(self, name: str) -> int:
+        """Index of the first output channel of the parameter ``name``."""
+        names = list(self.channels)
+        return sum(list(self.channels.values())[:names.index(name)])
 
     def forward(self, tokens: Tensor, images_small: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         """tokens (N, P, 2D); images_small (N, 3, h, w) at the Gaussian grid -> name -> (N, ch, h, w),
