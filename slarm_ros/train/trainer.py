@@ -7,7 +7,7 @@ A run lives in one folder:
   state.pt            optimiser, step, elapsed time and random states, for ``--resume``
   log.csv             losses, learning rate, gradient norm and speed every ``log_every`` steps
   train_config.yaml   the configuration the run was started with
-  summary.json        final figures
+  summary.json        final figures, and the platform the run trained on
   curves.png          the logged quantities over the steps
 """
 from __future__ import annotations
@@ -76,6 +76,16 @@ def distributed(device: str):
         yield Dist(dist.get_rank(), world_size, torch.device(f"cuda:{local}" if cuda else "cpu"))
     finally:
         dist.destroy_process_group()
+
+
+def training_platform(device: torch.device) -> dict:
+    """What a run's numbers depend on besides its config and seed: a run repeats bit for bit with
+    the same torch build, kernel set (CPU instruction set or GPU) and thread count, and drifts
+    apart over thousands of steps when one of them differs."""
+    cuda = device.type == "cuda"
+    return {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "gpu": torch.cuda.get_device_name(device) if cuda else None}
 
 
 def learning_rate(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
@@ -246,7 +256,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, command: s
             csv_log.close()
     summary = {"steps": step, "steps_this_run": step - first_step, "train_seconds": elapsed,
                "s_per_step": elapsed / max(step, 1), "skipped_updates": skipped, "processes": env.world_size,
-               "device": str(env.device), "config": cfg.to_dict(), "network": net_cfg.name,
+               "device": str(env.device), "platform": training_platform(env.device),
+               "config": cfg.to_dict(), "network": net_cfg.name,
                "final": _final_losses(out / "log.csv") if env.main else {}}
     if env.main:
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
