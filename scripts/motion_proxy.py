@@ -44,7 +44,7 @@ def score_held_out(model, cfg: TrainConfig, world_overrides: dict, camera: int |
         clip = cached_drive(held_out.replace(first_seed=seed).drive(0), model.cfg.image_height, model.cfg.image_width,
                             cfg.cache_dir, cfg.supersample)
         scores += [score_window(model, clip, start, cfg.context, camera)
-                   for start in range(0, clip.num_steps - 4, 3)]
+                   for start in range(0, clip.num_steps - cfg.context + 1, 3)]
     return {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}
 
 
