@@ -152,7 +152,7 @@ def test_a_run_writes_its_files_and_resumes_exactly(tmp_path, drive_cache):
     summary = train(straight, tmp_path / "straight", progress=False)
     assert summary["steps"] == 6
     platform = json.loads((tmp_path / "straight" / "summary.json").read_text())["platform"]
-    assert platform["torch"] == torch.__version__ and platform["device"] == "cpu" and platform["gpu"] is None
+    assert platform["torch"] == torch.__version__ and summary["device"] == "cpu" and platform["gpu"] is None
     assert platform["cpu_capability"] and platform["threads"] >= 1
     for name in ("model.safetensors", "state.pt", "log.csv", "train_config.yaml", "summary.json", "curves.png"):
         assert (tmp_path / "straight" / name).is_file(), name

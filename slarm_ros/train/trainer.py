@@ -83,7 +83,7 @@ def training_platform(device: torch.device) -> dict:
     the same torch build, kernel set (CPU instruction set or GPU) and thread count, and drifts
     apart over thousands of steps when one of them differs."""
     cuda = device.type == "cuda"
-    return {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(),
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "gpu": torch.cuda.get_device_name(device) if cuda else None}
 
