@@ -203,12 +203,48 @@ def test_matching_reaches_as_far_as_its_pool_and_radius(pool, radius, reaches):
         assert inner[0] < 15.0, inner
 
 
+def _cells_at_depth(K: torch.Tensor, depth: torch.Tensor, stride: int) -> torch.Tensor:
+    """Cell centres (h, w, 3) of a camera at the origin looking along +z, at camera z ``depth`` (h, w) m."""
+    h, w = depth.shape
+    origins, dirs = pixel_rays(K, torch.eye(4), grid_pixels(h * stride, w * stride, stride))
+    return origins + dirs * (depth / dirs[..., 2])[..., None]
+
+
+@pytest.mark.parametrize("range_weight", [0.0, 5.0])
+def test_range_agreement_keeps_an_approaching_car_from_matching_the_background_it_uncovers(range_weight):
+    """Untrained, everything grey: a car 12 m ahead comes to 10 m and two cells to the right in
+    0.1 s, before a wall at 40 m. Its right edge now projects where the earlier frame saw the wall.
+    By offsets alone that edge matches the wall, 300 m/s towards the camera; with the range term it
+    matches the car's earlier self within reach, about the true 20 m/s."""
+    cfg = SlarmConfig(num_cameras=1, image_height=32, image_width=48, gaussian_stride=1, motion_matching=True,
+                      match_range_weight=range_weight)
+    matcher = MotionMatcher(cfg, channels=8)
+    h, w = cfg.image_height // matcher.pool, cfg.image_width // matcher.pool
+    K = torch.tensor([[30.0, 0, 24], [0, 30.0, 16], [0, 0, 1]])
+    earlier_depth, now_depth = torch.full((h, w), 40.0), torch.full((h, w), 40.0)
+    earlier_depth[5:11, 8:14] = 12.0
+    now_depth[5:11, 10:16] = 10.0
+    grey, nothing = torch.full((1, 1, 3, h, w), 0.5), torch.zeros(1, 1, matcher.describe.out_channels, h, w)
+    earlier, now = _cells_at_depth(K, earlier_depth, matcher.pool), _cells_at_depth(K, now_depth, matcher.pool)
+    before = MatchState(earlier[None, None], nothing, grey, K[None, None], torch.eye(4)[None, None], torch.tensor([0.0]))
+    with torch.no_grad():
+        velocity, _ = matcher._match(now[None, None], nothing, grey, torch.tensor([0.1]), before)
+    edge = velocity[0, 0, 7:9, 15]  # (2, 3) the car's right edge, uncovered wall behind it earlier
+    true = (now[7:9, 15] - earlier[7:9, 13]) / 0.1  # about (11.7, 0, -20) m/s
+    if range_weight:
+        torch.testing.assert_close(edge, true, atol=1.0, rtol=0.0)
+    else:
+        assert (edge[:, 2] < -200.0).all(), edge
+
+
 def test_matching_settings_are_checked_the_pool_divides_the_grid_and_the_radius_is_not_negative():
     with pytest.raises(ValueError, match="pools"):
         MotionMatcher(SlarmConfig(num_cameras=1, image_height=32, image_width=48, gaussian_stride=2,
                                   motion_matching=True, match_pool=3), channels=8)
     with pytest.raises(ValueError, match="match_radius"):
         SlarmConfig(match_radius=-1)
+    with pytest.raises(ValueError, match="match_range_weight"):
+        SlarmConfig(match_range_weight=-1.0)
 
 
 @pytest.mark.parametrize("steps_back, previous, expected", [

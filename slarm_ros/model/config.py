@@ -53,6 +53,11 @@ class SlarmConfig:
     match_radius: int = 2
     # hidden channels of the matcher's gate; 0: one linear layer, which cannot weigh a velocity by its size
     match_gate_hidden: int = 0
+    # starting weight of the matcher's range agreement: each candidate's logit loses this times the squared
+    # log ratio of its range and the Gaussian's, both from the earlier camera (learnt from there on).
+    # A surface does not jump in range between the two timesteps; without it a Gaussian at a moving
+    # actor's edge matches the background the actor uncovered. 0: no such term (the shipped form).
+    match_range_weight: float = 0.0
     motion_gate: bool = False  # a per-Gaussian gate in (0, 1) on all its motion; the `dynamic` loss pushes it to 0
     semantic_dim: int = 32  # per-Gaussian language feature (SLARM: 64)
     text_dim: int = 384  # the text encoder's embedding size (all-MiniLM-L6-v2)
@@ -82,6 +87,8 @@ class SlarmConfig:
             raise ValueError(f"head_velocity_scale must be in [0, 1], got {self.head_velocity_scale}")
         if self.match_steps_back < 1:
             raise ValueError(f"match_steps_back must be at least 1, got {self.match_steps_back}")
+        if self.match_range_weight < 0:
+            raise ValueError(f"match_range_weight must not be negative, got {self.match_range_weight}")
         if self.match_pool < 1 or self.match_radius < 0:
             raise ValueError(f"need match_pool >= 1 and match_radius >= 0, got {self.match_pool}, {self.match_radius}")
         if not 0 < self.near < self.far:

@@ -8,9 +8,9 @@ the same camera one timestep back (or ``match_steps_back``: a longer baseline, a
 the same depth noise is a smaller velocity). The
 poses are known, so a static surface lands on itself there and a moving one lands where it is
 now, with its earlier self a few cells away. A (2r+1)^2 neighbourhood (r = ``match_radius``) of
-the earlier timestep's Gaussians around the projection is compared by learned descriptors and
-colour; the soft-matched earlier centre gives a displacement, and a learned gate decides how much
-of it is velocity.
+the earlier timestep's Gaussians around the projection is compared by learned descriptors, colour
+and (with ``match_range_weight``) range from the earlier camera; the soft-matched earlier centre
+gives a displacement, and a learned gate decides how much of it is velocity.
 No flow is supervised: descriptors and gate learn from rendering other timestamps, as all motion does.
 """
 from __future__ import annotations
@@ -36,6 +36,20 @@ class MatchState:
     time: Tensor  # () seconds since the anchor
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """The (2r+1)^2 = K earlier cells around where each of n timesteps' cells projects."""
+
+    logits: Tensor  # (n, C, K, h, w) match scores; -inf outside the earlier image
+    means: Tensor  # (n, C, 3, K, h, w) their centres, anchor frame, metres
+    valid: Tensor  # (n, C, h, w) bool: some candidate lies inside the earlier image
+    dt: Tensor  # (n, 1, 1, 1, 1) seconds from the earlier timestep
+
+    def velocities(self, means: Tensor) -> Tensor:
+        """(n, C, K, h, w, 3) m/s: the velocity each candidate would give cells at ``means`` (n, C, h, w, 3)."""
+        return (means[:, :, None] - self.means.permute(0, 1, 3, 4, 5, 2)) / self.dt[..., None]
+
+
 class MotionMatcher(nn.Module):
     def __init__(self, cfg: SlarmConfig, channels: int, dim: int = 8):
         super().__init__()
@@ -49,6 +63,7 @@ class MotionMatcher(nn.Module):
         # the first step; the descriptors then learn what colour cannot tell apart.
         self.colour_weight = nn.Parameter(torch.tensor(20.0))
         self.offset_weight = nn.Parameter(torch.tensor(0.5))
+        self.range_weight = nn.Parameter(torch.tensor(float(cfg.match_range_weight))) if cfg.match_range_weight else None
         hidden = cfg.match_gate_hidden
         # evidence: velocity in the camera frame (3), valid (1), and with a hidden layer its size (1)
         inputs = channels + (5 if hidden else 4)
@@ -100,9 +115,12 @@ class MotionMatcher(nn.Module):
         gate = torch.sigmoid(self.gate(torch.cat([trunk, evidence], dim=1))).reshape(t, c, full_h, full_w, 1)
         return gate * velocity, states[-back:]
 
-    def _match(self, means: Tensor, descriptors: Tensor, colours: Tensor, times: Tensor,
-               prev: MatchState) -> tuple[Tensor, Tensor]:
-        """Velocity (n, C, h, w, 3) and validity (n, C, h, w) of n timesteps against their earlier ones."""
+    def candidates(self, means: Tensor, descriptors: Tensor, colours: Tensor, times: Tensor,
+                   prev: MatchState) -> "Candidates":
+        """The earlier cells each of n timesteps' cells may match, and how well each matches.
+
+        means (n, C, h, w, 3) anchor frame; descriptors (n, C, D, h, w); colours (n, C, 3, h, w);
+        times (n,) s; ``prev``: the n earlier timesteps' states, stacked."""
         n, c, h, w, _ = means.shape
         stride = self.cfg.gaussian_stride * self.pool
         # project into the same camera at the earlier time, in Gaussian-grid cells
@@ -128,11 +146,20 @@ class MotionMatcher(nn.Module):
         logits = (descriptors[:, :, :, None] * nb_desc).sum(2) * scale
         logits = logits - self.colour_weight * (colours[:, :, :, None] - nb_col).square().sum(2)
         logits = logits - self.offset_weight * self.offsets.square().sum(-1)[None, None, :, None, None]
-        logits = logits.masked_fill(~inside, float("-inf"))
-        ok = inside.any(2)
-        weights = torch.softmax(logits.masked_fill(~ok[:, :, None], 0.0), dim=2)
-        matched = (weights[:, :, None] * nb_means).sum(3)  # (n, C, 3, h, w)
+        if self.range_weight is not None:
+            # log ratio: the same jump in range weighs less far away, where depth is less certain
+            own = (means - p[:, :, None, None, :]).norm(dim=-1).clamp_min(1e-3).log()  # (n, C, h, w)
+            theirs = (nb_means - p[:, :, :, None, None, None]).norm(dim=2).clamp_min(1e-3).log()  # (n, C, K, h, w)
+            logits = logits - self.range_weight * (own[:, :, None] - theirs).square()
         dt = (times - prev.time).clamp_min(1e-3)[:, None, None, None, None]
-        velocity = (means - matched.permute(0, 1, 3, 4, 2)) / dt
-        velocity = velocity * ok[..., None]
-        return velocity, ok.to(means.dtype)
+        return Candidates(logits.masked_fill(~inside, float("-inf")), nb_means, inside.any(2), dt)
+
+    def _match(self, means: Tensor, descriptors: Tensor, colours: Tensor, times: Tensor,
+               prev: MatchState) -> tuple[Tensor, Tensor]:
+        """Velocity (n, C, h, w, 3) and validity (n, C, h, w) of n timesteps against their earlier ones."""
+        found = self.candidates(means, descriptors, colours, times, prev)
+        weights = torch.softmax(found.logits.masked_fill(~found.valid[:, :, None], 0.0), dim=2)
+        matched = (weights[:, :, None] * found.means).sum(3)  # (n, C, 3, h, w)
+        velocity = (means - matched.permute(0, 1, 3, 4, 2)) / found.dt
+        velocity = velocity * found.valid[..., None]
+        return velocity, found.valid.to(means.dtype)
