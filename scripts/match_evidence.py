@@ -69,7 +69,8 @@ def main() -> int:
         return candidates(*inputs)
 
     matcher.candidates = recording
-    variants = {"as trained": trained_weight, **{f"range weight {w:g}": torch.tensor(w) for w in args.range_weights}}
+    variants = {"as trained": trained_weight,
+                **{f"range weight {w:g}": torch.nn.Parameter(torch.tensor(w)) for w in args.range_weights}}
     found = {name: {"soft": [], "best scored": [], "nearest the truth": []} for name in variants}
     truths, kinds = [], {"moving": [], "parked": [], "background": []}
     for seed in HELD_OUT_SEEDS:

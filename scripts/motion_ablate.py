@@ -3,10 +3,13 @@
 Scores one trained proxy run (``scripts/motion_proxy.py``) on its held-out drives with parts of
 its motion switched: the motion gate held open, the matcher's own gate held open, the motion
 head's coefficients dropped (matched velocity only), its velocity halved or dropped
-(``head_velocity_scale``), its acceleration and jerk dropped, the matched velocity dropped (head only).
+(``head_velocity_scale``), its acceleration and jerk dropped, the matched velocity dropped (head only);
+with ``--static-speeds``, Gaussians slower than each speed held still (``static_speed``).
 Each variant changes the network's outputs through forward hooks or its config; nothing is retrained.
+``--training-drives`` scores the run's own training drives instead, to choose a setting on them.
 
 usage: python scripts/motion_ablate.py RUN_DIR [--held-out-world JSON] [--camera C] [--only NAME ...]
+                                       [--static-speeds M_S ...] [--training-drives]
 e.g.   python scripts/motion_ablate.py out/motion_proxy/gate-deg3 --held-out-world '{"non_uniform_share": 1.0}'
        python scripts/motion_ablate.py out/proxy3/wide --camera 1 --only "as trained" --only "head velocity dropped"
 """
@@ -58,6 +61,10 @@ def main() -> int:
     parser.add_argument("--held-out-world", default="{}", help="world overrides (JSON) for the held-out drives")
     parser.add_argument("--camera", type=int, help="score this camera's pixels only (all by default)")
     parser.add_argument("--only", action="append", help="a variant to score, by name (repeatable; all by default)")
+    parser.add_argument("--static-speeds", type=float, nargs="*", default=[],
+                        help="score with Gaussians slower than each of these speeds (m/s) held still")
+    parser.add_argument("--training-drives", action="store_true",
+                        help="score the run's training drives (its own world) instead of the held-out ones")
     args = parser.parse_args()
     cfg = TrainConfig.from_yaml(args.run / "train_config.yaml")
     model = load_checkpoint(args.run / "model.safetensors")
@@ -76,6 +83,9 @@ def main() -> int:
     }
     configs = {"head velocity halved": model.cfg.replace(head_velocity_scale=0.5),
                "head velocity dropped": model.cfg.replace(head_velocity_scale=0.0)}
+    for speed in args.static_speeds:
+        variants[f"static below {speed:g} m/s"] = []
+        configs[f"static below {speed:g} m/s"] = model.cfg.replace(static_speed=speed)
     if args.only:
         unknown = sorted(set(args.only) - set(variants))
         if unknown:
@@ -89,7 +99,11 @@ def main() -> int:
         handles = [module.register_forward_hook(hook) for module, hook in hooks]
         model.cfg = configs.get(name, trained_cfg)
         try:
-            results[name] = score_held_out(model, cfg, json.loads(args.held_out_world), args.camera)
+            if args.training_drives:
+                results[name] = score_held_out(model, cfg, {}, args.camera,
+                                               tuple(cfg.first_seed + i for i in range(cfg.num_drives)))
+            else:
+                results[name] = score_held_out(model, cfg, json.loads(args.held_out_world), args.camera)
         finally:
             model.cfg = trained_cfg
             for handle in handles:
@@ -99,7 +113,7 @@ def main() -> int:
               f"  static {r['static_epe3d']:.4f} (parked cars {r['parked_epe3d']:.4f})"
               f"  (zero motion {r['zero_motion_epe3d']:.4f} / {r['dynamic_zero_epe3d']:.4f})"
               f"  moving: recovered {r['dynamic_recovered']:.2f}, cosine {r['dynamic_cosine']:.2f}")
-    suffix = "" if args.camera is None else f"-camera{args.camera}"
+    suffix = ("" if args.camera is None else f"-camera{args.camera}") + ("-training-drives" if args.training_drives else "")
     (args.run / f"ablation{suffix}.json").write_text(json.dumps(results, indent=1))
     return 0
 

@@ -36,11 +36,12 @@ WORLD = dict(cameras=1, moving_cars=30)
 HELD_OUT_SEEDS = (900, 901)
 
 
-def score_held_out(model, cfg: TrainConfig, world_overrides: dict, camera: int | None = None) -> dict[str, float]:
-    """Mean scores over windows of the held-out drives (seeds never trained on); of one camera if given."""
+def score_held_out(model, cfg: TrainConfig, world_overrides: dict, camera: int | None = None,
+                   seeds: tuple[int, ...] = HELD_OUT_SEEDS) -> dict[str, float]:
+    """Mean scores over windows of the held-out drives (seeds never trained on, or ``seeds``); of one camera if given."""
     held_out = cfg.replace(world={**cfg.world, **world_overrides})  # the training world's cameras and traffic
     scores = []
-    for seed in HELD_OUT_SEEDS:
+    for seed in seeds:
         clip = cached_drive(held_out.replace(first_seed=seed).drive(0), model.cfg.image_height, model.cfg.image_width,
                             cfg.cache_dir, cfg.supersample)
         scores += [score_window(model, clip, start, cfg.context, camera)

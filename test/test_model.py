@@ -127,6 +127,25 @@ def test_shipped_configs_build_and_have_the_documented_sizes():
     assert sum(p.numel() for p in SlarmNet(tiny).parameters()) < 5_000_000
 
 
+def test_gaussians_slower_than_the_static_speed_stand_still_and_faster_ones_keep_all_their_motion():
+    torch.manual_seed(0)
+    net = SlarmNet(CFG.replace(motion_matching=True, motion_gate=True))
+    batch = batch_from(frame_sets(3, height=32, width=48, seed=1), CFG)
+    with torch.no_grad():
+        net.gaussian_head.out.bias[12:12 + 3 * CFG.motion_degree] += 0.5  # motion of any speed, untrained
+        free = net(batch).gaussians[-1].motion  # (N, D, 3)
+        speed = free[:, 0].norm(dim=-1)
+        floor = float(speed.median())
+        net.cfg = CFG.replace(motion_matching=True, motion_gate=True, static_speed=floor)
+        snapped = net(batch).gaussians[-1].motion
+    slow = speed < floor
+    assert 0 < slow.sum() < len(slow)
+    assert (snapped[slow] == 0).all()
+    torch.testing.assert_close(snapped[~slow], free[~slow])
+    with pytest.raises(ValueError, match="static_speed"):
+        CFG.replace(static_speed=-1.0)
+
+
 def test_query_scores_in_feature_space_equal_the_projected_cosine():
     from slarm_ros.semantics.scores import language_embeddings, query_scores
 

@@ -59,6 +59,10 @@ class SlarmConfig:
     # actor's edge matches the background the actor uncovered. 0: no such term (the shipped form).
     match_range_weight: float = 0.0
     motion_gate: bool = False  # a per-Gaussian gate in (0, 1) on all its motion; the `dynamic` loss pushes it to 0
+    # m/s; Gaussians whose velocity at their own time is below this stand still (every order of motion
+    # zeroed). An inference-time choice, as scene-flow benchmarks count slower points as static;
+    # 0: none (training leaves it there: it passes no gradient to what it stops).
+    static_speed: float = 0.0
     semantic_dim: int = 32  # per-Gaussian language feature (SLARM: 64)
     text_dim: int = 384  # the text encoder's embedding size (all-MiniLM-L6-v2)
     time_frequencies: int = 8  # Fourier frequencies of the timestamp embedding
@@ -87,6 +91,8 @@ class SlarmConfig:
             raise ValueError(f"head_velocity_scale must be in [0, 1], got {self.head_velocity_scale}")
         if self.match_steps_back < 1:
             raise ValueError(f"match_steps_back must be at least 1, got {self.match_steps_back}")
+        if self.static_speed < 0:
+            raise ValueError(f"static_speed must not be negative, got {self.static_speed}")
         if self.match_range_weight < 0:
             raise ValueError(f"match_range_weight must not be negative, got {self.match_range_weight}")
         if self.match_pool < 1 or self.match_radius < 0:
