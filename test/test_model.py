@@ -128,8 +128,9 @@ def test_shipped_configs_build_and_have_the_documented_sizes():
 
 
 def test_gaussians_slower_than_the_static_speed_stand_still_and_faster_ones_keep_all_their_motion():
+    """At inference; in training mode the setting is ignored, since the threshold passes no gradient."""
     torch.manual_seed(0)
-    net = SlarmNet(CFG.replace(motion_matching=True, motion_gate=True))
+    net = SlarmNet(CFG.replace(motion_matching=True, motion_gate=True)).eval()
     batch = batch_from(frame_sets(3, height=32, width=48, seed=1), CFG)
     with torch.no_grad():
         net.gaussian_head.out.bias[12:12 + 3 * CFG.motion_degree] += 0.5  # motion of any speed, untrained
@@ -138,10 +139,12 @@ def test_gaussians_slower_than_the_static_speed_stand_still_and_faster_ones_keep
         floor = float(speed.median())
         net.cfg = CFG.replace(motion_matching=True, motion_gate=True, static_speed=floor)
         snapped = net(batch).gaussians[-1].motion
+        training = net.train()(batch).gaussians[-1].motion
     slow = speed < floor
     assert 0 < slow.sum() < len(slow)
     assert (snapped[slow] == 0).all()
     torch.testing.assert_close(snapped[~slow], free[~slow])
+    torch.testing.assert_close(training, free)
     with pytest.raises(ValueError, match="static_speed"):
         CFG.replace(static_speed=-1.0)
 

@@ -60,8 +60,8 @@ class SlarmConfig:
     match_range_weight: float = 0.0
     motion_gate: bool = False  # a per-Gaussian gate in (0, 1) on all its motion; the `dynamic` loss pushes it to 0
     # m/s; Gaussians whose velocity at their own time is below this stand still (every order of motion
-    # zeroed). An inference-time choice, as scene-flow benchmarks count slower points as static;
-    # 0: none (training leaves it there: it passes no gradient to what it stops).
+    # zeroed), as scene-flow benchmarks count slower points as static. Inference only: a network in
+    # training mode ignores it. 0: none.
     static_speed: float = 0.0
     semantic_dim: int = 32  # per-Gaussian language feature (SLARM: 64)
     text_dim: int = 384  # the text encoder's embedding size (all-MiniLM-L6-v2)

@@ -119,7 +119,7 @@ class SlarmNet(nn.Module):
         if "dynamic" in raw:  # the gate scales all motion, matched included: static Gaussians can stop exactly
             dynamic = torch.sigmoid(raw["dynamic"]).reshape(t, -1)
             gaussians = [replace(g, motion=g.motion * dynamic[i, :, None, None]) for i, g in enumerate(gaussians)]
-        if cfg.static_speed > 0:
+        if cfg.static_speed > 0 and not self.training:  # a hard threshold passes no gradient to what it stops
             gaussians = [replace(g, motion=g.motion * (g.motion[:, :1].norm(dim=-1, keepdim=True) >= cfg.static_speed))
                          for g in gaussians]
         prediction = Prediction(
