@@ -56,7 +56,8 @@ class SlarmConfig:
     # starting weight of the matcher's range agreement: each candidate's logit loses this times the squared
     # log ratio of its range and the Gaussian's, both from the earlier camera (learnt from there on).
     # A surface does not jump in range between the two timesteps; without it a Gaussian at a moving
-    # actor's edge matches the background the actor uncovered. 0: no such term (the shipped form).
+    # actor's edge matches the background the actor uncovered. 0: no such term (the shipped form;
+    # trained with it, the motion proxy did worse: docs/training.md).
     match_range_weight: float = 0.0
     motion_gate: bool = False  # a per-Gaussian gate in (0, 1) on all its motion; the `dynamic` loss pushes it to 0
     # m/s; Gaussians whose velocity at their own time is below this stand still (every order of motion

@@ -116,7 +116,7 @@ class MotionMatcher(nn.Module):
         return gate * velocity, states[-back:]
 
     def candidates(self, means: Tensor, descriptors: Tensor, colours: Tensor, times: Tensor,
-                   prev: MatchState) -> "Candidates":
+                   prev: MatchState) -> Candidates:
         """The earlier cells each of n timesteps' cells may match, and how well each matches.
 
         means (n, C, h, w, 3) anchor frame; descriptors (n, C, D, h, w); colours (n, C, 3, h, w);
