@@ -26,14 +26,13 @@ def batch_from(seq, cfg):
     return ViewBatch(images, K, poses, times)
 
 
-@pytest.mark.parametrize("matching, gate, gate_hidden, form, short", [
-    (False, False, 0, "linear", 0), (True, False, 0, "linear", 0), (True, True, 0, "linear", 0),
-    (True, True, 8, "linear", 0), (False, False, 0, "speed", 0), (True, True, 8, "speed", 0), (True, True, 8, "linear", 1)])
-def test_gradients_reach_every_parameter_group_through_rendering_at_another_timestamp(matching, gate, gate_hidden, form,
-                                                                                       short):
+@pytest.mark.parametrize("matching, gate, gate_hidden, form", [(False, False, 0, "linear"), (True, False, 0, "linear"),
+                                                               (True, True, 0, "linear"), (True, True, 8, "linear"),
+                                                               (False, False, 0, "speed"), (True, True, 8, "speed")])
+def test_gradients_reach_every_parameter_group_through_rendering_at_another_timestamp(matching, gate, gate_hidden, form):
     torch.manual_seed(0)
     net = SlarmNet(CFG.replace(motion_matching=matching, motion_gate=gate, match_gate_hidden=gate_hidden,
-                               motion_form=form, match_steps_back=1 + short, match_short_steps_back=short))
+                               motion_form=form))
     seq = frame_sets(3, height=32, width=48, seed=1)
     batch = batch_from(seq, CFG)
     pred = net(ViewBatch(batch.images[:2], batch.K[:2], batch.cam_to_anchor[:2], batch.times[:2]))
@@ -62,9 +61,8 @@ def test_gradients_reach_every_parameter_group_through_rendering_at_another_time
     if gate:  # the gate channel (the last) too
         assert net.gaussian_head.out.weight.grad[-1].abs().sum() > 0
     if gate_hidden:  # the matcher's gate is a small MLP over its evidence, the velocity's size included
-        first, _, last = net.matcher.gate  # with a short baseline: its evidence too, and a gate of its own
-        assert first.in_channels == 32 + 5 * (1 + short) and last.out_channels == 1 + short
-        assert last.weight.grad.abs().sum(dim=(1, 2, 3)).gt(0).all()
+        first, _, last = net.matcher.gate
+        assert first.in_channels == 32 + 5 and last.weight.grad.abs().sum() > 0
 
 
 def test_the_motion_gate_scales_all_motion_matched_included_and_can_stop_it():
@@ -271,18 +269,17 @@ def test_matching_settings_are_checked_the_pool_divides_the_grid_and_the_radius_
         SlarmConfig(match_range_weight=-1.0)
 
 
-@pytest.mark.parametrize("steps_back, short, previous, expected", [
-    (1, 0, 0, [0.0, 0.1, 0.2, 0.3]),  # offline: timestep i matches i - 1
-    (3, 0, 0, [0.0, 0.0, 0.0, 0.1]),  # three back, or the oldest there is
-    (3, 0, 2, [-0.2, -0.2, -0.1, 0.0, 0.1]),  # streaming: the states carried over count as earlier timesteps
-    (3, 1, 2, [-0.2, -0.2, -0.1, 0.0, 0.1] + [-0.1, 0.0, 0.1, 0.2, 0.3]),  # and then the short baseline, one back
+@pytest.mark.parametrize("steps_back, previous, expected", [
+    (1, 0, [0.0, 0.1, 0.2, 0.3]),  # offline: timestep i matches i - 1
+    (3, 0, [0.0, 0.0, 0.0, 0.1]),  # three back, or the oldest there is
+    (3, 2, [-0.2, -0.2, -0.1, 0.0, 0.1]),  # streaming: the states carried over count as earlier timesteps
 ])
-def test_each_timestep_matches_the_one_steps_back_or_the_oldest(steps_back, short, previous, expected):
+def test_each_timestep_matches_the_one_steps_back_or_the_oldest(steps_back, previous, expected):
     cfg = SlarmConfig(num_cameras=1, image_height=32, image_width=48, gaussian_stride=2, motion_matching=True,
-                      match_steps_back=steps_back, match_short_steps_back=short)
+                      match_steps_back=steps_back)
     matcher = MotionMatcher(cfg, channels=8)
     h, w = cfg.gaussian_grid
-    t = len(expected) // (2 if short else 1) + (1 if previous == 0 else 0)
+    t = len(expected) + (1 if previous == 0 else 0)
     times = torch.arange(t, dtype=torch.float32) * 0.1
     means = torch.randn(t, 1, h, w, 3) + torch.tensor([0.0, 0.0, 10.0])
     K, pose = torch.tensor([[30.0, 0, 24], [0, 30.0, 16], [0, 0, 1]]).expand(t, 1, 3, 3), torch.eye(4).expand(t, 1, 4, 4)
@@ -300,6 +297,3 @@ def test_each_timestep_matches_the_one_steps_back_or_the_oldest(steps_back, shor
     assert matched_times == pytest.approx(expected)
     assert len(state) == min(steps_back, previous + t)
     assert state[-1].time == times[-1]
-    if short:
-        with pytest.raises(ValueError, match="match_short_steps_back"):
-            cfg.replace(match_short_steps_back=steps_back)  # not shorter than the baseline

@@ -47,10 +47,6 @@ class SlarmConfig:
     # only acceleration and jerk (its velocity guess does not carry over to unseen drives; docs/training.md)
     head_velocity_scale: float = 1.0
     match_steps_back: int = 1  # match against the timestep this many steps back (fewer where the stream is younger)
-    # a second, shorter baseline matched as well (0: none). The gate sees both velocities and weighs
-    # each: a real velocity is the same over both, while a match onto the background an actor
-    # uncovered, like depth noise, gives a velocity that grows as the baseline shortens.
-    match_short_steps_back: int = 0
     # matching cells are match_pool x match_pool Gaussians; the search covers (2 match_radius + 1)^2 cells
     # around a Gaussian's projection, so its reach is match_radius * match_pool * gaussian_stride pixels
     match_pool: int = 2
@@ -96,9 +92,6 @@ class SlarmConfig:
             raise ValueError(f"head_velocity_scale must be in [0, 1], got {self.head_velocity_scale}")
         if self.match_steps_back < 1:
             raise ValueError(f"match_steps_back must be at least 1, got {self.match_steps_back}")
-        if not 0 <= self.match_short_steps_back < self.match_steps_back:
-            raise ValueError(f"match_short_steps_back must be in [0, match_steps_back {self.match_steps_back}), "
-                             f"got {self.match_short_steps_back}")
         if self.static_speed < 0:
             raise ValueError(f"static_speed must not be negative, got {self.static_speed}")
         if self.match_range_weight < 0:

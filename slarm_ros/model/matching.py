@@ -65,11 +65,9 @@ class MotionMatcher(nn.Module):
         self.offset_weight = nn.Parameter(torch.tensor(0.5))
         self.range_weight = nn.Parameter(torch.tensor(float(cfg.match_range_weight))) if cfg.match_range_weight else None
         hidden = cfg.match_gate_hidden
-        self.baselines = [cfg.match_steps_back] + ([cfg.match_short_steps_back] if cfg.match_short_steps_back else [])
-        # evidence per baseline: velocity in the camera frame (3), valid (1), and with a hidden layer
-        # its size (1); one gate per baseline
-        inputs = channels + len(self.baselines) * (5 if hidden else 4)
-        last = nn.Conv2d(hidden or inputs, len(self.baselines), 1)
+        # evidence: velocity in the camera frame (3), valid (1), and with a hidden layer its size (1)
+        inputs = channels + (5 if hidden else 4)
+        last = nn.Conv2d(hidden or inputs, 1, 1)
         nn.init.zeros_(last.weight)
         nn.init.constant_(last.bias, -3.0)
         self.gate = nn.Sequential(nn.Conv2d(inputs, hidden, 1), nn.GELU(), last) if hidden else last
@@ -84,52 +82,38 @@ class MotionMatcher(nn.Module):
         trunk (T*C, ch, h, w) head features; colours (T*C, 3, h, w); means (T, C, h, w, 3) anchor
         frame; K (T, C, 3, 3); cam_to_anchor (T, C, 4, 4); times (T,). ``previous``: the states of
         the timesteps before these, oldest first (streaming). Each timestep matches the one
-        ``cfg.match_steps_back`` steps before it (and ``cfg.match_short_steps_back``), or the oldest
-        there is; the very first timestep of a stream has nothing to match (zero velocity).
+        ``cfg.match_steps_back`` steps before it, or the oldest there is; the very first timestep
+        of a stream has nothing to match (zero velocity).
         """
         t, c, full_h, full_w, _ = means.shape
         coarse = lambda x: F.avg_pool2d(x, self.pool)  # (N, ch, h, w) -> matching grid
         h, w = full_h // self.pool, full_w // self.pool
-        coarse_means = coarse(means.flatten(0, 1).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(t, c, h, w, 3)
+        means = coarse(means.flatten(0, 1).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(t, c, h, w, 3)
         descriptors = self.describe(coarse(trunk)).reshape(t, c, -1, h, w)
         colours = coarse(colours).reshape(t, c, 3, h, w)
-        states = list(previous) + [MatchState(coarse_means[i], descriptors[i], colours[i], K[i], cam_to_anchor[i],
-                                              times[i]) for i in range(t)]
-        spread = lambda x: x.repeat_interleave(self.pool, 2).repeat_interleave(self.pool, 3)  # (t, c, h, w, ...)
-        rot = cam_to_anchor[..., :3, :3]
-        velocities, evidence = [], []
-        for back in self.baselines:
-            velocity, valid = self._match_back(back, states, len(previous), coarse_means, descriptors, colours, times)
-            velocity, valid = spread(velocity), spread(valid)
-            # The gate sees the evidence in each camera's frame (scaled like the motion head's output).
-            v_cam = torch.einsum("tcji,tchwj->tchwi", rot, velocity) / self.cfg.motion_scale
-            evidence += [v_cam.permute(0, 1, 4, 2, 3), valid[:, :, None]]
-            if self.cfg.match_gate_hidden:
-                evidence.append(v_cam.norm(dim=-1)[:, :, None])
-            velocities.append(velocity)
-        evidence = torch.cat(evidence, dim=2).flatten(0, 1)
-        gates = torch.sigmoid(self.gate(torch.cat([trunk, evidence], dim=1)))  # (T*C, baselines, h, w)
-        gates = gates.reshape(t, c, -1, full_h, full_w).permute(0, 1, 3, 4, 2)[..., None]
-        gated = sum(gates[..., i, :] * v for i, v in enumerate(velocities))
-        return gated, states[-self.cfg.match_steps_back:]
-
-    def _match_back(self, back: int, states: list[MatchState], num_previous: int, means: Tensor, descriptors: Tensor,
-                    colours: Tensor, times: Tensor) -> tuple[Tensor, Tensor]:
-        """Velocity (t, C, h, w, 3) and validity (t, C, h, w) of the t new timesteps against ``back`` steps before.
-
-        ``states``: the ``num_previous`` earlier timesteps' states, then the new ones'; means etc. on the
-        matching grid. The first timestep of a stream (no previous state) has nothing to match."""
-        t = means.shape[0]
+        states = list(previous) + [MatchState(means[i], descriptors[i], colours[i], K[i], cam_to_anchor[i], times[i])
+                                   for i in range(t)]
+        back = self.cfg.match_steps_back
+        first = 0 if previous else 1  # timesteps before this have nothing to match
         velocity = torch.zeros_like(means)
-        valid = torch.zeros(means.shape[:4], device=means.device, dtype=means.dtype)
-        first = 0 if num_previous else 1
+        valid = torch.zeros(t, c, h, w, device=means.device, dtype=means.dtype)
         if first < t:
-            sources = [states[max(0, num_previous + i - back)] for i in range(first, t)]
+            sources = [states[max(0, len(previous) + i - back)] for i in range(first, t)]
             prev = MatchState(*(torch.stack([getattr(s, f) for s in sources]) for f in MatchState.__dataclass_fields__))
             v, ok = self._match(means[first:], descriptors[first:], colours[first:], times[first:], prev)
             velocity = torch.cat([velocity[:first], v])
             valid = torch.cat([valid[:first], ok])
-        return velocity, valid
+        spread = lambda x: x.repeat_interleave(self.pool, 2).repeat_interleave(self.pool, 3)  # (t, c, h, w, ...)
+        velocity, valid = spread(velocity), spread(valid)
+        # The gate sees the evidence in each camera's frame (scaled like the motion head's output).
+        rot = cam_to_anchor[..., :3, :3]
+        v_cam = torch.einsum("tcji,tchwj->tchwi", rot, velocity) / self.cfg.motion_scale
+        evidence = [v_cam.permute(0, 1, 4, 2, 3), valid[:, :, None]]
+        if self.cfg.match_gate_hidden:
+            evidence.append(v_cam.norm(dim=-1)[:, :, None])
+        evidence = torch.cat(evidence, dim=2).flatten(0, 1)
+        gate = torch.sigmoid(self.gate(torch.cat([trunk, evidence], dim=1))).reshape(t, c, full_h, full_w, 1)
+        return gate * velocity, states[-back:]
 
     def candidates(self, means: Tensor, descriptors: Tensor, colours: Tensor, times: Tensor,
                    prev: MatchState) -> Candidates:
