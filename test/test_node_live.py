@@ -158,6 +158,23 @@ def test_time_going_back_resets_and_is_counted(node_run):
     assert float(diag["latency_p50_ms"]) > 0 and int(diag["frames_out"]) >= 8
 
 
+def test_on_sim_time_diagnostics_go_on_after_the_clock_stops(ros_processes, tiny_world_bag):
+    # With use_sim_time the node's clock is the replay's /clock, which stops with the replay. Health
+    # must still be reported then (a paused or finished replay is when one looks), with final counts.
+    node = start_node(ros_processes, "use_sim_time:=true")
+    replay(ros_processes, tiny_world_bag)
+    time.sleep(2.0)
+    diag = ros_processes.run_json("diagnostics_listener.py", "6")
+    assert node.poll() is None, node.stderr.read()
+    assert diag, "no /diagnostics after the replay's /clock stopped"
+    # Every matched timestep ends as published, dropped, failed or skipped; an image skipped for want
+    # of its camera_info never reaches matching, so that count is not one of them.
+    counts = {k: int(v) for k, v in diag.items() if k in ("frames_in", "frames_out", "drops", "errors")
+              or k.startswith("skipped_") and k != "skipped_no_camera_info"}
+    assert counts["frames_in"] >= 5  # of the bag's 6 timesteps; the first may miss a partner at start-up
+    assert sum(v for k, v in counts.items() if k != "frames_in") == counts["frames_in"], diag
+
+
 def _bad_bag(path: Path, world_bag: Path) -> Path:
     """The tiny world's frames, with bad input mixed in at known timesteps."""
     samples = list(BagReader(world_bag, ground_truth=False))

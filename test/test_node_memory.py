@@ -39,7 +39,7 @@ def test_memory_stays_flat_over_2000_timesteps(ros_processes, tmp_path):
     diag = ros_processes.run_json("diagnostics_listener.py", "6")
     assert node.poll() is None
     counts = {k: int(v) for k, v in diag.items() if k in ("frames_in", "frames_out", "drops", "errors", "time_jumps")
-              or k.startswith("skipped_")}
+              or k.startswith("skipped_") and k != "skipped_no_camera_info"}  # that one counts images, not timesteps
     handled = counts["frames_out"] + counts["drops"]
     # At twice real time the node drops what it cannot run, and how much depends on the machine;
     # what must hold is that every matched timestep is accounted for and the engine kept running.

@@ -164,8 +164,7 @@ def summarise(recorded: Path, out: Path, wall_s: float) -> dict:
     summary = {
         "wall_s": wall_s,
         "topics": {t: len(v) for t, v in messages.items()},
-        # /diagnostics comes once a second: its counters may lag the last frames; count the clouds instead.
-        "frames_in": max(int(diag.get("frames_in", 0)), len(clouds)), "frames_out": len(clouds),
+        "frames_in": int(diag.get("frames_in", 0)), "frames_out": len(clouds),
         "drops": int(diag.get("drops", 0)), "unmatched_images": int(diag.get("unmatched_images", 0)),
         "latency_p50_ms": float(diag.get("latency_p50_ms", "nan")),
         "latency_p95_ms": float(diag.get("latency_p95_ms", "nan")),

@@ -20,6 +20,7 @@ import torch
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import OccupancyGrid
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -120,7 +121,9 @@ class SlarmNode(Node):
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(SetQueries, "~/query", self._on_query)
         self.create_service(Trigger, "~/reset", self._on_reset)
-        self.create_timer(1.0, self._publish_diagnostics)
+        # Health runs on the steady clock: with use_sim_time the node clock is a replay's /clock, which
+        # stops when the replay pauses or ends, and that is when the counts are read.
+        self.create_timer(1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.worker = threading.Thread(target=self._work, name="slarm_engine", daemon=True)
         self.worker.start()
         self.get_logger().info(
