@@ -4,12 +4,13 @@ Scores one trained proxy run (``scripts/motion_proxy.py``) on its held-out drive
 its motion switched: the motion gate held open, the matcher's own gate held open, the motion
 head's coefficients dropped (matched velocity only), its velocity halved or dropped
 (``head_velocity_scale``), its acceleration and jerk dropped, the matched velocity dropped (head only);
-with ``--static-speeds``, Gaussians slower than each speed held still (``static_speed``).
+with ``--static-speeds``, Gaussians slower than each speed held still (``static_speed``); with
+``--gains``, the motion left multiplied by each gain (``motion_gain``).
 Each variant changes the network's outputs through forward hooks or its config; nothing is retrained.
 ``--training-drives`` scores the run's own training drives instead, to choose a setting on them.
 
 usage: python scripts/motion_ablate.py RUN_DIR [--held-out-world JSON] [--camera C] [--only NAME ...]
-                                       [--static-speeds M_S ...] [--training-drives]
+                                       [--static-speeds M_S ...] [--gains G ...] [--training-drives]
 e.g.   python scripts/motion_ablate.py out/motion_proxy/gate-deg3 --held-out-world '{"non_uniform_share": 1.0}'
        python scripts/motion_ablate.py out/proxy3/wide --camera 1 --only "as trained" --only "head velocity dropped"
 """
@@ -63,6 +64,9 @@ def main() -> int:
     parser.add_argument("--only", action="append", help="a variant to score, by name (repeatable; all by default)")
     parser.add_argument("--static-speeds", type=float, nargs="*", default=[],
                         help="score with Gaussians slower than each of these speeds (m/s) held still")
+    parser.add_argument("--gains", type=float, nargs="*", default=[],
+                        help="score with motion multiplied by each of these gains (motion_gain), after each "
+                             "--static-speeds hold (or none)")
     parser.add_argument("--training-drives", action="store_true",
                         help="score the run's training drives (its own world) instead of the held-out ones")
     args = parser.parse_args()
@@ -86,6 +90,11 @@ def main() -> int:
     for speed in args.static_speeds:
         variants[f"static below {speed:g} m/s"] = []
         configs[f"static below {speed:g} m/s"] = model.cfg.replace(static_speed=speed)
+    for gain in args.gains:
+        for speed in args.static_speeds or [0.0]:
+            name = f"gain {gain:g}" + (f", static below {speed:g} m/s" if speed else "")
+            variants[name] = []
+            configs[name] = model.cfg.replace(static_speed=speed, motion_gain=gain)
     if args.only:
         unknown = sorted(set(args.only) - set(variants))
         if unknown:

@@ -149,6 +149,29 @@ def test_gaussians_slower_than_the_static_speed_stand_still_and_faster_ones_keep
         CFG.replace(static_speed=-1.0)
 
 
+def test_the_motion_gain_scales_what_the_static_speed_leaves_moving_and_only_at_inference():
+    torch.manual_seed(0)
+    moving = CFG.replace(motion_matching=True, motion_gate=True)
+    net = SlarmNet(moving).eval()
+    batch = batch_from(frame_sets(3, height=32, width=48, seed=1), CFG)
+    with torch.no_grad():
+        net.gaussian_head.out.bias[12:12 + 3 * CFG.motion_degree] += 0.5
+        free = net(batch).gaussians[-1].motion
+        floor = float(free[:, 0].norm(dim=-1).median())
+        net.cfg = moving.replace(static_speed=floor)
+        held = net(batch).gaussians[-1].motion
+        net.cfg = moving.replace(static_speed=floor, motion_gain=1.5)
+        scaled = net(batch).gaussians[-1].motion
+        training = net.train()(batch).gaussians[-1].motion
+    still = (held == 0).all(dim=(1, 2))
+    assert 0 < still.sum() < len(still)  # the gain is applied after the hold, to the speeds it compares
+    torch.testing.assert_close(scaled, held * 1.5)
+    torch.testing.assert_close(training, free)
+    for bad in (0.0, -1.0, 11.0):
+        with pytest.raises(ValueError, match="motion_gain"):
+            CFG.replace(motion_gain=bad)
+
+
 def test_query_scores_in_feature_space_equal_the_projected_cosine():
     from slarm_ros.semantics.scores import language_embeddings, query_scores
 

@@ -64,6 +64,11 @@ class SlarmConfig:
     # zeroed), as scene-flow benchmarks count slower points as static. Inference only: a network in
     # training mode ignores it. 0: none.
     static_speed: float = 0.0
+    # multiplies every order of motion of the Gaussians left moving (after static_speed). Rendering
+    # other timestamps teaches motion that points the right way but falls short of its length, since a
+    # wrong motion costs more photometric error than a short one. Inference only, like static_speed;
+    # chosen on training drives (docs/training.md). 1: none.
+    motion_gain: float = 1.0
     semantic_dim: int = 32  # per-Gaussian language feature (SLARM: 64)
     text_dim: int = 384  # the text encoder's embedding size (all-MiniLM-L6-v2)
     time_frequencies: int = 8  # Fourier frequencies of the timestamp embedding
@@ -94,6 +99,8 @@ class SlarmConfig:
             raise ValueError(f"match_steps_back must be at least 1, got {self.match_steps_back}")
         if self.static_speed < 0:
             raise ValueError(f"static_speed must not be negative, got {self.static_speed}")
+        if not 0.0 < self.motion_gain <= 10.0:
+            raise ValueError(f"motion_gain must be in (0, 10], got {self.motion_gain}")
         if self.match_range_weight < 0:
             raise ValueError(f"match_range_weight must not be negative, got {self.match_range_weight}")
         if self.match_pool < 1 or self.match_radius < 0:

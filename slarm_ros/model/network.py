@@ -122,6 +122,8 @@ class SlarmNet(nn.Module):
         if cfg.static_speed > 0 and not self.training:  # a hard threshold passes no gradient to what it stops
             gaussians = [replace(g, motion=g.motion * (g.motion[:, :1].norm(dim=-1, keepdim=True) >= cfg.static_speed))
                          for g in gaussians]
+        if cfg.motion_gain != 1.0 and not self.training:
+            gaussians = [replace(g, motion=g.motion * cfg.motion_gain) for g in gaussians]
         prediction = Prediction(
             gaussians=gaussians,
             depth=depth,
