@@ -49,6 +49,10 @@ MAX_QUERIES = 16
 # Stages of a timestep: queued (matched -> worker), decode (images, camera_info, TF), network (the
 # engine step), products (points, query scores), publish (the ~/points message).
 STAGES = ("queued", "decode", "network", "products", "publish")
+# How a matched timestep ends; each counts it once in /diagnostics, so together they sum to frames_in.
+# skipped_no_camera_info and skipped_bad_header count images that never reach matching.
+TIMESTEP_ENDS = ("frames_out", "drops", "errors", "time_jumps",
+                 "skipped_bad_image", "skipped_size_mismatch", "skipped_tf", "skipped_bad_input")
 OUTPUTS = {  # topic (relative to the node) -> type: what the node publishes, for RViz and tests
     "~/points": PointCloud2,
     "~/scene_flow": MarkerArray,
@@ -140,7 +144,8 @@ class SlarmNode(Node):
         try:
             stamp = cdr_header_stamp(raw)
         except ValueError as e:
-            self._skip("bad_image", f"{camera}: {e}")
+            # Per image, before matching: this image never reaches a timestep.
+            self._skip("bad_header", f"{camera}: image skipped: {e}")
             return
         for stamp, matched in self.sync.add(camera, stamp, (raw, info)):
             with self.lock:
