@@ -48,6 +48,20 @@ def record(procs, out):
                               "--duration", "180")
 
 
+# Set between the two replays of node_run, one atomic request each: (changes, accepted, words of the reason).
+PARAMETER_CHANGES = [
+    ({"voxel_size": 1.0, "flow_min_speed": 0.25}, True, ""),  # live: used from the next timestep
+    ({"window": 8}, False, "read-only"),  # decides what the engine holds: fixed once started
+    ({"voxel_size": -1.0}, False, "positive"),
+    ({"voxel_size": float("nan")}, False, "positive"),
+    ({"voxel_size": 0.001}, False, "occupancy grid"),  # 80,000^2 columns
+    ({"occupancy_z_min": 5.0}, False, "z_max above z_min"),
+    ({"voxel_size": "big"}, False, "type"),  # refused by ROS itself
+    ({"voxel_size": 2.0, "occupancy_z_max": -10.0}, False, "z_max above z_min"),  # all or nothing
+]
+PARAMETER_REQUESTS = [changes for changes, _, _ in PARAMETER_CHANGES]
+
+
 @pytest.fixture(scope="module")
 def node_run(tiny_world_bag, tmp_path_factory):
     """One node run over the tiny bag: query 'car', replay, query 'building', replay again (time jumps back)."""
@@ -62,6 +76,8 @@ def node_run(tiny_world_bag, tmp_path_factory):
         replay(procs, tiny_world_bag)
         time.sleep(2.0)
         second = query(procs, [{"queries": ["building", "tree"], "threshold": 0.2}])
+        parameters = procs.run_json("param_client.py", NODE, json.dumps(PARAMETER_REQUESTS),
+                                    "voxel_size", "flow_min_speed", "window", "occupancy_z_max", timeout=120)
         replay(procs, tiny_world_bag)
         time.sleep(3.0)
         procs.interrupt(recorder)
@@ -71,7 +87,8 @@ def node_run(tiny_world_bag, tmp_path_factory):
     finally:
         procs.stop()
     assert procs.survivors() == []
-    return {"outputs": read_outputs(out), "queries": (first, second), "diagnostics": diagnostics}
+    return {"outputs": read_outputs(out), "queries": (first, second), "parameters": parameters,
+            "diagnostics": diagnostics}
 
 
 def _image_messages(bag):
@@ -108,7 +125,7 @@ def test_every_output_arrives_with_type_frame_and_input_stamps(node_run, tiny_wo
         assert set(np.unique(np.array(grid.data))) <= {0, 100}
     for _, occ in msgs[f"{NODE}/semantic_occupancy"]:
         n = occ.size_x * occ.size_y * occ.size_z
-        assert occ.header.frame_id == "map" and occ.voxel_size == 0.5
+        assert occ.header.frame_id == "map" and occ.voxel_size in (0.5, 1.0)  # 1.0 once set live (below)
         assert len(occ.indices) == len(occ.scores) == len(occ.counts)
         assert all(i < n for i in occ.indices) and all(s >= occ.threshold - 1e-6 for s in occ.scores)
         assert list(occ.indices) == sorted(set(occ.indices))
@@ -156,6 +173,19 @@ def test_the_query_service_changes_what_the_occupancy_topics_contain(node_run):
     assert set(queries[switch:]) == {"building", "tree"}
     thresholds = {round(occ.threshold, 3) for _, occ in node_run["outputs"][f"{NODE}/semantic_occupancy"][switch:]}
     assert thresholds == {0.2}
+
+
+def test_live_parameters_apply_from_the_next_timestep_and_bad_ones_are_refused(node_run):
+    answers = node_run["parameters"]
+    for (changes, accepted, reason), answer in zip(PARAMETER_CHANGES, answers["results"]):
+        assert answer["successful"] is accepted, (changes, answer)
+        assert reason.lower() in answer["reason"].lower(), (changes, answer)
+    # the accepted change stands; the refused ones, the atomic request with one bad value among them, did not
+    assert answers["values"] == {"voxel_size": 1.0, "flow_min_speed": 0.25, "window": 0, "occupancy_z_max": 2.0}
+    grids = [(occ.query, round(occ.voxel_size, 3)) for _, occ in node_run["outputs"][f"{NODE}/semantic_occupancy"]]
+    assert {size for query, size in grids if query == "car"} == {0.5}  # the first replay, before the change
+    assert {size for query, size in grids if query == "building"} == {1.0}  # the second, after it
+    assert int(node_run["diagnostics"]["rejected_parameters"]) == 5  # those the node itself refused
 
 
 def test_time_going_back_resets_and_is_counted(node_run):

@@ -8,6 +8,7 @@ warning and counted in /diagnostics; nothing a message or a request contains sto
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import threading
@@ -20,6 +21,7 @@ import torch
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import OccupancyGrid
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -41,7 +43,7 @@ from ..stream import Reconstructor, point_products
 from ..sync import ApproximateSync
 from ..tf_buffer import TransformError
 from . import conversions
-from .params import NodeParams, declare
+from .params import NodeParams, declare, with_changes
 from .qos import qos_from_name
 from .transforms import TransformSource
 
@@ -125,6 +127,7 @@ class SlarmNode(Node):
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(SetQueries, "~/query", self._on_query)
         self.create_service(Trigger, "~/reset", self._on_reset)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         # Health runs on the steady clock: with use_sim_time the node clock is a replay's /clock, which
         # stops when the replay pauses or ends, and that is when the counts are read.
         self.create_timer(1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
@@ -333,6 +336,24 @@ class SlarmNode(Node):
         self.sync.reset()
         response.success, response.message = True, "window cleared; the next timestep starts a new sequence"
         return response
+
+    def _on_set_parameters(self, parameters: list) -> SetParametersResult:
+        """Run-time changes of the node's LIVE parameters: validated together, then used from the next
+        timestep (the worker reads ``self.params`` once per timestep). ROS itself refuses read-only
+        ones and wrong types; other parameters (use_sim_time, QoS overrides) are not this node's to judge."""
+        names = {f.name for f in dataclasses.fields(NodeParams)}
+        changes = {p.name: p.value for p in parameters if p.name in names}
+        if not changes:
+            return SetParametersResult(successful=True)
+        try:
+            updated = with_changes(self.params, changes)
+        except ValueError as e:
+            self.stats["rejected_parameters"] += 1
+            return SetParametersResult(successful=False, reason=str(e))
+        self.params = updated
+        self.sync.slop = updated.sync_slop
+        self.get_logger().info(f"parameters changed: {changes}")
+        return SetParametersResult(successful=True)
 
     # --- diagnostics -------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:

@@ -1,7 +1,14 @@
-"""slarm_node's parameters: one dataclass, declared one-to-one as ROS parameters (config/driving.yaml)."""
+"""slarm_node's parameters: one dataclass, declared one-to-one as ROS parameters (config/driving.yaml).
+
+The LIVE ones may be set while the node runs (``ros2 param set``) and apply from the next
+timestep; the others decide what the node loads, subscribes to and publishes on, and are declared
+read-only, so ROS refuses a change to them with a reason instead of storing a value the node
+does not use.
+"""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from rcl_interfaces.msg import ParameterDescriptor
@@ -30,8 +37,15 @@ DESCRIPTIONS = {
     "occupancy_z_min": "bottom of the occupancy grid, relative to the first camera's height (m)",
     "occupancy_z_max": "top of the occupancy grid, relative to the first camera's height (m)",
     "queries": "natural-language queries active at start (the ~/query service changes them)",
-    "score_threshold": "cosine similarity a point or voxel needs to match a query",
+    "score_threshold": "cosine similarity a point or voxel needs to match a query, at start and for ~/query "
+                       "requests that give none (the ~/query service changes it)",
 }
+LIVE = ("sync_slop", "tf_timeout", "input_queue", "min_opacity", "flow_stride", "flow_min_speed", "flow_arrow_seconds",
+        "voxel_size", "occupancy_half_extent", "occupancy_z_min", "occupancy_z_max")
+# The occupancy grid's size: SemanticOccupancy numbers voxels with uint32, and the bird's-eye
+# OccupancyGrid holds one byte per column.
+MAX_VOXELS = 2**32 - 1
+MAX_COLUMNS = 4096 * 4096
 
 
 @dataclass
@@ -65,14 +79,25 @@ class NodeParams:
         for name in ("image_topic", "camera_info_topic"):
             if "{camera}" not in getattr(self, name):
                 raise ValueError(f"{name} must contain '{{camera}}', got '{getattr(self, name)}'")
-        positive = ("sync_slop", "voxel_size", "occupancy_half_extent", "flow_arrow_seconds")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("sync_slop", "voxel_size", "occupancy_half_extent", "flow_arrow_seconds"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be positive and finite, got {getattr(self, name)}")
+        for name in ("tf_timeout", "flow_min_speed"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be >= 0 and finite, got {getattr(self, name)}")
+        if not 0 <= self.min_opacity <= 1:
+            raise ValueError(f"min_opacity must be in [0, 1], got {self.min_opacity}")
         if self.input_queue < 1 or self.flow_stride < 1 or self.window < 0:
             raise ValueError("input_queue and flow_stride must be >= 1, window >= 0")
-        if not self.occupancy_z_max > self.occupancy_z_min:
-            raise ValueError("occupancy_z_max must be above occupancy_z_min")
+        if not (math.isfinite(self.occupancy_z_min) and math.isfinite(self.occupancy_z_max)
+                and self.occupancy_z_max > self.occupancy_z_min):
+            raise ValueError("occupancy_z_min and occupancy_z_max must be finite, z_max above z_min")
+        columns = math.ceil(2 * self.occupancy_half_extent / self.voxel_size) ** 2
+        layers = math.ceil((self.occupancy_z_max - self.occupancy_z_min) / self.voxel_size)
+        if columns > MAX_COLUMNS or columns * layers > MAX_VOXELS:
+            raise ValueError(f"the occupancy grid would hold {columns} columns of {layers} voxels; at most "
+                             f"{MAX_COLUMNS} columns and {MAX_VOXELS} voxels (a larger voxel_size or a smaller "
+                             "occupancy_half_extent)")
         if not -1.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [-1, 1], got {self.score_threshold}")
 
@@ -83,7 +108,7 @@ def declare(node: Node) -> NodeParams:
     values = {}
     for f in dataclasses.fields(NodeParams):
         default = getattr(defaults, f.name)
-        descriptor = ParameterDescriptor(description=DESCRIPTIONS[f.name])
+        descriptor = ParameterDescriptor(description=DESCRIPTIONS[f.name], read_only=f.name not in LIVE)
         if isinstance(default, list):
             param = node.declare_parameter(f.name, Parameter.Type.STRING_ARRAY, descriptor)
             value = param.value if param.value is not None else default
@@ -93,3 +118,17 @@ def declare(node: Node) -> NodeParams:
     params = NodeParams(**values)
     params.validate()
     return params
+
+
+def with_changes(params: NodeParams, changes: dict) -> NodeParams:
+    """``params`` with run-time ``changes`` (name -> value) applied and validated together.
+
+    Raises ValueError, with the reason, for a name that is not LIVE or for values that do not
+    validate; ``params`` itself never changes.
+    """
+    fixed = sorted(set(changes) - set(LIVE))
+    if fixed:
+        raise ValueError(f"{fixed} cannot change while the node runs; restart it with the new value")
+    updated = dataclasses.replace(params, **changes)
+    updated.validate()
+    return updated
