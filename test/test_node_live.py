@@ -64,7 +64,8 @@ PARAMETER_REQUESTS = [changes for changes, _, _ in PARAMETER_CHANGES]
 
 @pytest.fixture(scope="module")
 def node_run(tiny_world_bag, tmp_path_factory):
-    """One node run over the tiny bag: query 'car', replay, query 'building', replay again (time jumps back)."""
+    """One node run over the tiny bag: query 'car', replay, query 'building', set parameters, replay again
+    (time jumps back)."""
     from ros_processes import RosProcesses
 
     procs = RosProcesses()

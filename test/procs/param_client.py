@@ -1,7 +1,7 @@
 """Sets parameters of a node one request at a time, then reads them back; prints the results as JSON.
 
 usage: param_client.py NODE '[{"voxel_size": 1.0}, {"window": 8}, ...]' NAME [NAME ...]
-Each request is one atomic SetParameters call; its result is {"successful": ..., "reason": ...}.
+Each request is one SetParametersAtomically call (all or nothing); its result is {"successful": ..., "reason": ...}.
 The names after the requests are read back with GetParameters: {"values": {name: value}}.
 """
 import json
