@@ -11,9 +11,12 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+
+from ..semantics.occupancy import GridSpec
 
 DESCRIPTIONS = {
     "cameras": "camera names, in the order the model's cameras were trained (front, front_left, front_right)",
@@ -92,8 +95,9 @@ class NodeParams:
         if not (math.isfinite(self.occupancy_z_min) and math.isfinite(self.occupancy_z_max)
                 and self.occupancy_z_max > self.occupancy_z_min):
             raise ValueError("occupancy_z_min and occupancy_z_max must be finite, z_max above z_min")
-        columns = math.ceil(2 * self.occupancy_half_extent / self.voxel_size) ** 2
-        layers = math.ceil((self.occupancy_z_max - self.occupancy_z_min) / self.voxel_size)
+        nx, ny, layers = GridSpec.around(np.zeros(3), self.occupancy_half_extent, self.occupancy_z_min,
+                                         self.occupancy_z_max, self.voxel_size).shape
+        columns = nx * ny
         if columns > MAX_COLUMNS or columns * layers > MAX_VOXELS:
             raise ValueError(f"the occupancy grid would hold {columns} columns of {layers} voxels; at most "
                              f"{MAX_COLUMNS} columns and {MAX_VOXELS} voxels (a larger voxel_size or a smaller "
