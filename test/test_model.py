@@ -8,6 +8,7 @@ from slarm_ros.geometry import grid_pixels, pixel_rays
 from slarm_ros.model import SlarmConfig, SlarmNet, ViewBatch
 from slarm_ros.model.heads import SPEED_DEAD_ZONE, SPEED_MAX, speed_direction_motion
 from slarm_ros.model.matching import MatchState, MotionMatcher
+from slarm_ros.model.smoothing import smooth_motion
 from slarm_ros.render.scene import render_gaussians
 from slarm_ros.random_drive import frame_sets
 
@@ -170,6 +171,52 @@ def test_the_motion_gain_scales_what_the_static_speed_leaves_moving_and_only_at_
     for bad in (0.0, -1.0, 11.0):
         with pytest.raises(ValueError, match="motion_gain"):
             CFG.replace(motion_gain=bad)
+
+
+def test_smoothing_gives_a_cars_plain_parts_the_motion_its_clear_parts_found_and_leaves_the_wall_still():
+    """A grey car 10 m ahead before a green wall at 40 m; every other column of the car moves at 8 m/s
+    (with 1 m/s^2), the rest of it and the wall stand still. Smoothed over two cells, the car's still
+    columns take most of its motion, and the wall beside it, though next to moving Gaussians, stays still."""
+    h, w = 8, 12
+    depth = torch.full((1, h, w), 40.0)
+    depth[0, 2:6, 3:9] = 10.0
+    colours = torch.tensor([0.1, 0.6, 0.1]).repeat(h, w, 1)
+    colours[2:6, 3:9] = 0.5
+    motion = torch.zeros(h, w, 3, 3)
+    motion[2:6, 3:9:2, 0] = torch.tensor([8.0, 0.0, 0.0])
+    motion[2:6, 3:9:2, 1] = torch.tensor([1.0, 0.0, 0.0])
+    smoothed = smooth_motion(motion.reshape(-1, 3, 3), depth, colours.reshape(-1, 3), radius=2).reshape(h, w, 3, 3)
+    car, wall = smoothed[2:6, 3:9], torch.cat([smoothed[:2].flatten(0, 1), smoothed[6:].flatten(0, 1),
+                                                    smoothed[2:6, :3].flatten(0, 1), smoothed[2:6, 9:].flatten(0, 1)])
+    assert (car[..., 0, 0] > 0.8 * 8.0).all() and (car[..., 0, 0] <= 8.0 + 1e-5).all()
+    torch.testing.assert_close(car[..., 1, 0], car[..., 0, 0] / 8.0)  # every order shares alike
+    assert car[..., 1:].abs().max() < 1e-6  # across the motion: nothing
+    assert wall.abs().max() < 1e-6
+    uniform = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.0, 0.0], [0.0, 0.0, 0.0]]).expand(h * w, 3, 3)
+    torch.testing.assert_close(smooth_motion(uniform, depth, colours.reshape(-1, 3), radius=2), uniform)
+    with pytest.raises(ValueError, match="grids"):
+        smooth_motion(motion.reshape(-1, 3, 3)[1:], depth, colours.reshape(-1, 3)[1:], radius=2)
+
+
+def test_the_network_smooths_motion_before_the_hold_and_only_at_inference():
+    torch.manual_seed(0)
+    moving = CFG.replace(motion_matching=True, motion_gate=True)
+    net = SlarmNet(moving).eval()
+    batch = batch_from(frame_sets(3, height=32, width=48, seed=1), CFG)
+    with torch.no_grad():
+        net.gaussian_head.out.bias[12:12 + 3 * CFG.motion_degree] += 0.5  # motion of any speed, untrained
+        free = net(batch)
+        expected = smooth_motion(free.gaussians[-1].motion, free.depth[-1], free.gaussians[-1].colors, radius=2)
+        floor = float(expected[:, 0].norm(dim=-1).median())
+        expected = expected * (expected[:, :1].norm(dim=-1, keepdim=True) >= floor)
+        net.cfg = moving.replace(motion_smoothing_radius=2, static_speed=floor)
+        smoothed = net(batch).gaussians[-1].motion
+        training = net.train()(batch).gaussians[-1].motion
+    torch.testing.assert_close(smoothed, expected)
+    assert not torch.allclose(smoothed, free.gaussians[-1].motion)
+    torch.testing.assert_close(training, free.gaussians[-1].motion)
+    with pytest.raises(ValueError, match="motion_smoothing_radius"):
+        CFG.replace(motion_smoothing_radius=-1)
 
 
 def test_query_scores_in_feature_space_equal_the_projected_cosine():

@@ -69,6 +69,11 @@ class SlarmConfig:
     # wrong motion costs more photometric error than a short one. Inference only, like static_speed;
     # chosen on training drives (docs/training.md). 1: none.
     motion_gain: float = 1.0
+    # Gaussian-grid cells; before the hold, each Gaussian's motion becomes the mean over the
+    # (2 r + 1)^2 Gaussians around it in its image, weighted by likeness in range and colour and by
+    # their own speed (model/smoothing.py): a moving actor's plain parts take the motion its clear
+    # parts found. Inference only, like static_speed. 0: none.
+    motion_smoothing_radius: int = 0
     semantic_dim: int = 32  # per-Gaussian language feature (SLARM: 64)
     text_dim: int = 384  # the text encoder's embedding size (all-MiniLM-L6-v2)
     time_frequencies: int = 8  # Fourier frequencies of the timestamp embedding
@@ -99,6 +104,8 @@ class SlarmConfig:
             raise ValueError(f"match_steps_back must be at least 1, got {self.match_steps_back}")
         if self.static_speed < 0:
             raise ValueError(f"static_speed must not be negative, got {self.static_speed}")
+        if self.motion_smoothing_radius < 0:
+            raise ValueError(f"motion_smoothing_radius must not be negative, got {self.motion_smoothing_radius}")
         if not 0.0 < self.motion_gain <= 10.0:
             raise ValueError(f"motion_gain must be in (0, 10], got {self.motion_gain}")
         if self.match_range_weight < 0:

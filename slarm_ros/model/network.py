@@ -11,6 +11,7 @@ from .config import SlarmConfig, parse_attention
 from .heads import HIDDEN, AffineHead, GaussianHead, SkyHead, decode_gaussians, downsample_images
 from .layers import Block, GlobalBlock, KVCache
 from .matching import MatchState, MotionMatcher
+from .smoothing import smooth_motion
 from .tokens import TokenEmbedding
 
 
@@ -119,6 +120,9 @@ class SlarmNet(nn.Module):
         if "dynamic" in raw:  # the gate scales all motion, matched included: static Gaussians can stop exactly
             dynamic = torch.sigmoid(raw["dynamic"]).reshape(t, -1)
             gaussians = [replace(g, motion=g.motion * dynamic[i, :, None, None]) for i, g in enumerate(gaussians)]
+        if cfg.motion_smoothing_radius and not self.training:
+            gaussians = [replace(g, motion=smooth_motion(g.motion, depth[i], g.colors, cfg.motion_smoothing_radius))
+                         for i, g in enumerate(gaussians)]
         if cfg.static_speed > 0 and not self.training:  # a hard threshold passes no gradient to what it stops
             gaussians = [replace(g, motion=g.motion * (g.motion[:, :1].norm(dim=-1, keepdim=True) >= cfg.static_speed))
                          for g in gaussians]
