@@ -5,12 +5,14 @@ its motion switched: the motion gate held open, the matcher's own gate held open
 head's coefficients dropped (matched velocity only), its velocity halved or dropped
 (``head_velocity_scale``), its acceleration and jerk dropped, the matched velocity dropped (head only);
 with ``--static-speeds``, Gaussians slower than each speed held still (``static_speed``); with
-``--gains``, the motion left multiplied by each gain (``motion_gain``).
+``--gains``, the motion left multiplied by each gain (``motion_gain``); with ``--smoothing-radii``,
+each hold and gain also after the motion is smoothed over that many cells (``motion_smoothing_radius``).
 Each variant changes the network's outputs through forward hooks or its config; nothing is retrained.
 ``--training-drives`` scores the run's own training drives instead, to choose a setting on them.
 
 usage: python scripts/motion_ablate.py RUN_DIR [--held-out-world JSON] [--camera C] [--only NAME ...]
-                                       [--static-speeds M_S ...] [--gains G ...] [--training-drives]
+                                       [--static-speeds M_S ...] [--gains G ...] [--smoothing-radii R ...]
+                                       [--training-drives]
 e.g.   python scripts/motion_ablate.py out/motion_proxy/gate-deg3 --held-out-world '{"non_uniform_share": 1.0}'
        python scripts/motion_ablate.py out/proxy3/wide --camera 1 --only "as trained" --only "head velocity dropped"
 """
@@ -67,6 +69,9 @@ def main() -> int:
     parser.add_argument("--gains", type=float, nargs="*", default=[],
                         help="score with motion multiplied by each of these gains (motion_gain), after each "
                              "--static-speeds hold (or none)")
+    parser.add_argument("--smoothing-radii", type=int, nargs="*", default=[],
+                        help="also score each --static-speeds and --gains setting with the motion smoothed over "
+                             "each of these radii (Gaussian cells, motion_smoothing_radius)")
     parser.add_argument("--training-drives", action="store_true",
                         help="score the run's training drives (its own world) instead of the held-out ones")
     args = parser.parse_args()
@@ -95,6 +100,12 @@ def main() -> int:
             name = f"gain {gain:g}" + (f", static below {speed:g} m/s" if speed else "")
             variants[name] = []
             configs[name] = model.cfg.replace(static_speed=speed, motion_gain=gain)
+    for radius in args.smoothing_radii:
+        for gain in args.gains or [1.0]:
+            for speed in args.static_speeds or [0.0]:
+                name = f"smoothed over {radius} cells, gain {gain:g}" + (f", static below {speed:g} m/s" if speed else "")
+                variants[name] = []
+                configs[name] = model.cfg.replace(motion_smoothing_radius=radius, static_speed=speed, motion_gain=gain)
     if args.only:
         unknown = sorted(set(args.only) - set(variants))
         if unknown:
