@@ -128,17 +128,26 @@ def test_shipped_configs_build_and_have_the_documented_sizes():
     assert sum(p.numel() for p in SlarmNet(tiny).parameters()) < 5_000_000
 
 
+MOVING = CFG.replace(motion_matching=True, motion_gate=True)
+
+
+def moving_net_and_batch() -> tuple[SlarmNet, ViewBatch]:
+    """An untrained network in eval mode whose Gaussians move at speeds of all sizes, and a batch for it."""
+    torch.manual_seed(0)
+    net = SlarmNet(MOVING).eval()
+    with torch.no_grad():
+        net.gaussian_head.out.bias[12:12 + 3 * CFG.motion_degree] += 0.5
+    return net, batch_from(frame_sets(3, height=32, width=48, seed=1), CFG)
+
+
 def test_gaussians_slower_than_the_static_speed_stand_still_and_faster_ones_keep_all_their_motion():
     """At inference; in training mode the setting is ignored, since the threshold passes no gradient."""
-    torch.manual_seed(0)
-    net = SlarmNet(CFG.replace(motion_matching=True, motion_gate=True)).eval()
-    batch = batch_from(frame_sets(3, height=32, width=48, seed=1), CFG)
+    net, batch = moving_net_and_batch()
     with torch.no_grad():
-        net.gaussian_head.out.bias[12:12 + 3 * CFG.motion_degree] += 0.5  # motion of any speed, untrained
         free = net(batch).gaussians[-1].motion  # (N, D, 3)
         speed = free[:, 0].norm(dim=-1)
         floor = float(speed.median())
-        net.cfg = CFG.replace(motion_matching=True, motion_gate=True, static_speed=floor)
+        net.cfg = MOVING.replace(static_speed=floor)
         snapped = net(batch).gaussians[-1].motion
         training = net.train()(batch).gaussians[-1].motion
     slow = speed < floor
@@ -151,17 +160,13 @@ def test_gaussians_slower_than_the_static_speed_stand_still_and_faster_ones_keep
 
 
 def test_the_motion_gain_scales_what_the_static_speed_leaves_moving_and_only_at_inference():
-    torch.manual_seed(0)
-    moving = CFG.replace(motion_matching=True, motion_gate=True)
-    net = SlarmNet(moving).eval()
-    batch = batch_from(frame_sets(3, height=32, width=48, seed=1), CFG)
+    net, batch = moving_net_and_batch()
     with torch.no_grad():
-        net.gaussian_head.out.bias[12:12 + 3 * CFG.motion_degree] += 0.5
         free = net(batch).gaussians[-1].motion
         floor = float(free[:, 0].norm(dim=-1).median())
-        net.cfg = moving.replace(static_speed=floor)
+        net.cfg = MOVING.replace(static_speed=floor)
         held = net(batch).gaussians[-1].motion
-        net.cfg = moving.replace(static_speed=floor, motion_gain=1.5)
+        net.cfg = MOVING.replace(static_speed=floor, motion_gain=1.5)
         scaled = net(batch).gaussians[-1].motion
         training = net.train()(batch).gaussians[-1].motion
     still = (held == 0).all(dim=(1, 2))
@@ -199,17 +204,13 @@ def test_smoothing_gives_a_cars_plain_parts_the_motion_its_clear_parts_found_and
 
 
 def test_the_network_smooths_motion_before_the_hold_and_only_at_inference():
-    torch.manual_seed(0)
-    moving = CFG.replace(motion_matching=True, motion_gate=True)
-    net = SlarmNet(moving).eval()
-    batch = batch_from(frame_sets(3, height=32, width=48, seed=1), CFG)
+    net, batch = moving_net_and_batch()
     with torch.no_grad():
-        net.gaussian_head.out.bias[12:12 + 3 * CFG.motion_degree] += 0.5  # motion of any speed, untrained
         free = net(batch)
         expected = smooth_motion(free.gaussians[-1].motion, free.depth[-1], free.gaussians[-1].colors, radius=2)
         floor = float(expected[:, 0].norm(dim=-1).median())
         expected = expected * (expected[:, :1].norm(dim=-1, keepdim=True) >= floor)
-        net.cfg = moving.replace(motion_smoothing_radius=2, static_speed=floor)
+        net.cfg = MOVING.replace(motion_smoothing_radius=2, static_speed=floor)
         smoothed = net(batch).gaussians[-1].motion
         training = net.train()(batch).gaussians[-1].motion
     torch.testing.assert_close(smoothed, expected)
