@@ -43,8 +43,7 @@ def smooth_motion(motion: Tensor, depth: Tensor, colours: Tensor, radius: int,
     colour = on_grid(colours)
     likeness = (-RANGE_WEIGHT * (log_range[:, :, None] - neighbours(log_range)).square().sum(1)
                 - COLOUR_WEIGHT * (colour[:, :, None] - neighbours(colour)).square().sum(1))  # (C, size^2, h, w)
-    # subtracting each Gaussian's largest likeness (its own, 0) keeps exp from underflowing everywhere
-    weights = torch.exp(likeness - likeness.amax(1, keepdim=True))
+    weights = likeness.exp()  # its own likeness is 0, so a Gaussian's weights never all underflow
     speed = on_grid(motion[:, 0].norm(dim=-1, keepdim=True))
     weights = weights * neighbours(speed + speed_floor)[:, 0]  # zero outside the image
     total = weights.sum(1, keepdim=True)
