@@ -203,6 +203,33 @@ def test_smoothing_gives_a_cars_plain_parts_the_motion_its_clear_parts_found_and
         smooth_motion(motion.reshape(-1, 3, 3)[1:], depth, colours.reshape(-1, 3)[1:], radius=2)
 
 
+def test_smoothing_taken_every_other_cell_reaches_twice_as_far_for_the_same_cost():
+    """The car and wall above, with only the car's two left columns moving. Over 2 cells, every cell,
+    its right end stays still; over 4 cells, every other cell (the same 5x5 neighbours), it takes
+    more than half of the motion, and the wall stays still. A radius that is not a multiple of the
+    step is refused."""
+    h, w = 8, 12
+    depth = torch.full((1, h, w), 40.0)
+    depth[0, 2:6, 3:9] = 10.0
+    colours = torch.tensor([0.1, 0.6, 0.1]).repeat(h, w, 1)
+    colours[2:6, 3:9] = 0.5
+    motion = torch.zeros(h, w, 3, 3)
+    motion[2:6, 3:5, 0] = torch.tensor([8.0, 0.0, 0.0])
+    flat = motion.reshape(-1, 3, 3), depth, colours.reshape(-1, 3)
+    near = smooth_motion(*flat, radius=2).reshape(h, w, 3, 3)
+    far = smooth_motion(*flat, radius=4, step=2).reshape(h, w, 3, 3)
+    torch.testing.assert_close(smooth_motion(*flat, radius=2, step=1), near.reshape(-1, 3, 3))
+    assert near[2:6, 7:9].abs().max() < 1e-6
+    assert (far[2:6, 7:9, 0, 0] > 0.5 * 8.0).all()
+    wall = torch.ones(h, w, dtype=torch.bool)
+    wall[2:6, 3:9] = False
+    assert far[wall].abs().max() < 1e-6
+    with pytest.raises(ValueError, match="multiple of its step"):
+        smooth_motion(*flat, radius=3, step=2)
+    with pytest.raises(ValueError, match="motion_smoothing_step"):
+        CFG.replace(motion_smoothing_radius=3, motion_smoothing_step=2)
+
+
 def test_the_network_smooths_motion_before_the_hold_and_only_at_inference():
     net, batch = moving_net_and_batch()
     with torch.no_grad():
@@ -212,8 +239,12 @@ def test_the_network_smooths_motion_before_the_hold_and_only_at_inference():
         expected = expected * (expected[:, :1].norm(dim=-1, keepdim=True) >= floor)
         net.cfg = MOVING.replace(motion_smoothing_radius=2, static_speed=floor)
         smoothed = net(batch).gaussians[-1].motion
+        net.cfg = MOVING.replace(motion_smoothing_radius=4, motion_smoothing_step=2)
+        stepped = net(batch).gaussians[-1].motion
         training = net.train()(batch).gaussians[-1].motion
     torch.testing.assert_close(smoothed, expected)
+    torch.testing.assert_close(stepped, smooth_motion(free.gaussians[-1].motion, free.depth[-1],
+                                                      free.gaussians[-1].colors, radius=4, step=2))
     assert not torch.allclose(smoothed, free.gaussians[-1].motion)
     torch.testing.assert_close(training, free.gaussians[-1].motion)
     with pytest.raises(ValueError, match="motion_smoothing_radius"):

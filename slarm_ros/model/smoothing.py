@@ -19,10 +19,12 @@ COLOUR_WEIGHT = 5.0  # per squared RGB distance in [0, 1]: a car's body and its 
 SPEED_FLOOR = 1.0  # m/s added to each neighbour's speed in its weight: a still neighbour counts as a 1 m/s one
 
 
-def smooth_motion(motion: Tensor, depth: Tensor, colours: Tensor, radius: int,
+def smooth_motion(motion: Tensor, depth: Tensor, colours: Tensor, radius: int, step: int = 1,
                   speed_floor: float = SPEED_FLOOR) -> Tensor:
     """Motion (N, D, 3) of the N = C*h*w Gaussians of one timestep, each replaced by the speed- and
-    likeness-weighted mean of its (2 radius + 1)^2 neighbours on its camera's Gaussian grid.
+    likeness-weighted mean of its neighbours on its camera's Gaussian grid: those up to ``radius``
+    cells away along each axis, taken every ``step`` cells ((2 radius / step + 1)^2 of them; the
+    same reach at 1 / step^2 of the cost), ``radius`` a multiple of ``step``.
 
     depth (C, h, w) range along each Gaussian's ray, metres; colours (N, 3) in [0, 1]. The weight of
     neighbour j for Gaussian i is exp(-RANGE_WEIGHT (log d_i - log d_j)^2 - COLOUR_WEIGHT |c_i - c_j|^2)
@@ -33,10 +35,12 @@ def smooth_motion(motion: Tensor, depth: Tensor, colours: Tensor, radius: int,
     n, orders, _ = motion.shape
     if n != c * h * w:
         raise ValueError(f"{n} Gaussians do not lie on {c} grids of {h}x{w}")
-    size = 2 * radius + 1
+    if step < 1 or radius % step:
+        raise ValueError(f"the smoothing radius ({radius} cells) must be a multiple of its step ({step} cells)")
+    size = 2 * radius // step + 1
 
     def neighbours(x: Tensor) -> Tensor:  # (C, ch, h, w) -> (C, ch, size^2, h, w), zero outside the image
-        return F.unfold(x, size, padding=radius).reshape(c, x.shape[1], size * size, h, w)
+        return F.unfold(x, size, dilation=step, padding=radius).reshape(c, x.shape[1], size * size, h, w)
 
     on_grid = lambda x: x.reshape(c, h, w, -1).permute(0, 3, 1, 2)  # (N, ch) -> (C, ch, h, w)
     log_range = depth.clamp_min(1e-3).log()[:, None]
