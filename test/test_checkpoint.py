@@ -118,6 +118,9 @@ def test_inference_settings_change_without_touching_the_weights(tmp_path):
     assert all(torch.equal(v, changed.state_dict()[k]) for k, v in net.state_dict().items())
     assert json.loads(checkpoint_notes(out)["config_changed"]) == {"head_velocity_scale": 0.0, "match_steps_back": 3}
     assert checkpoint_notes(out)["steps"] == "12"
+    again = with_config(out, tmp_path / "hv0-back1.safetensors", match_steps_back=1, static_speed=1.0)
+    assert json.loads(checkpoint_notes(again)["config_changed"]) == {"head_velocity_scale": 0.0, "match_steps_back": 1,
+                                                                     "static_speed": 1.0}
     with pytest.raises(CheckpointError, match="alters the network's tensors"):
         with_config(path, tmp_path / "x.safetensors", semantic_dim=4)
     with pytest.raises(CheckpointError, match="head_velocity_scale must be in"):

@@ -132,8 +132,8 @@ def init_from_checkpoint(model: SlarmNet, path: str | Path) -> WeightTransfer:
 def with_config(path: str | Path, out: str | Path, **changes) -> Path:
     """Write a copy of a checkpoint whose config differs in ``changes`` (settings that leave the
     tensors as they are, e.g. ``head_velocity_scale``, ``match_steps_back``, ``match_pool`` or
-    ``match_radius``); its notes are kept
-    and the changes noted. A change that alters the tensors fails as a mismatched checkpoint."""
+    ``match_radius``); its notes are kept and the changes noted, after any noted before. A change
+    that alters the tensors fails as a mismatched checkpoint."""
     model = load_checkpoint(path)
     notes = checkpoint_notes(path)
     try:
@@ -144,7 +144,8 @@ def with_config(path: str | Path, out: str | Path, **changes) -> Path:
         changed.load_state_dict(model.state_dict())
     except RuntimeError as e:
         raise CheckpointError(f"changing {sorted(changes)} alters the network's tensors; retrain instead") from e
-    notes["config_changed"] = json.dumps(changes, sort_keys=True)
+    earlier = json.loads(notes.get("config_changed", "{}"))  # a copy of a copy keeps every change made
+    notes["config_changed"] = json.dumps({**earlier, **changes}, sort_keys=True)
     return save_checkpoint(changed, out, notes)
 
 
