@@ -15,9 +15,11 @@ mkdir -p "$OUT"
 for degree in 3 1 0; do
   [ -f "$OUT/degree$degree/summary.json" ] || \
     slarm train --config train-tiny.yaml --out "$OUT/degree$degree" --motion-degree "$degree" --steps "$STEPS" --minutes 0
-  # scored on each network's own motion: slarm-tiny's static_speed would hold slow Gaussians still
+  # scored on each network's own motion: slarm-tiny's static_speed would hold slow Gaussians still,
+  # and its smoothing share motion between neighbours
   [ -f "$OUT/degree$degree/own-motion.safetensors" ] || \
-    slarm reconfigure "$OUT/degree$degree/model.safetensors" "$OUT/degree$degree/own-motion.safetensors" static_speed=0
+    slarm reconfigure "$OUT/degree$degree/model.safetensors" "$OUT/degree$degree/own-motion.safetensors" \
+      static_speed=0 motion_smoothing_radius=0
   [ -f "$OUT/eval$degree/metrics.json" ] || \
     slarm eval --bag "$OUT/bag" --checkpoint "$OUT/degree$degree/own-motion.safetensors" --out "$OUT/eval$degree"
 done

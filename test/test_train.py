@@ -28,8 +28,10 @@ from slarm_ros.train.validate import score_window
 from slarm_ros.world.config import CLASS_ID, CLASSES, GROUND_CLASSES
 
 # A network and world small enough to train in seconds on a CPU: one front camera at 40x64, scored
-# on its own motion (slarm-tiny's static_speed would hold its slow Gaussians still).
-SMALL_NET = dict(num_cameras=1, image_height=40, image_width=64, dim=64, depth=2, num_heads=2, static_speed=0.0)
+# on its own motion (slarm-tiny's static_speed would hold its slow Gaussians still, and its smoothing
+# share motion between neighbours).
+SMALL_NET = dict(num_cameras=1, image_height=40, image_width=64, dim=64, depth=2, num_heads=2, static_speed=0.0,
+                 motion_smoothing_radius=0)
 OVERFIT_STEPS = 2000  # about 6 minutes on one CPU core
 SMALL_WORLD = dict(cameras=1, moving_cars=30, lidar_top=0.0, lidar_beams=40)  # LiDAR rows over the whole image
 
