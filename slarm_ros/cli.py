@@ -181,7 +181,11 @@ def _bench_node(args: argparse.Namespace) -> int:
 def _bench_engine(args: argparse.Namespace) -> int:
     from .eval import bench_engine
 
-    bench_engine.run(args)
+    try:
+        bench_engine.run(args)
+    except RuntimeError as e:  # a worker failed or ran past its limit
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -83,3 +83,14 @@ def test_a_bag_without_ground_truth_is_refused(tmp_path):
                 bag.write(topics.image_topic(cam), s, messages.image(s, "c_optical_frame", np.zeros((16, 16, 3), np.uint8), "rgb8"))
     with pytest.raises(ValueError, match="no /gt/<camera>/depth"):
         evaluate(path, tmp_path / "out", device="cpu", progress=False)
+
+
+def test_a_benchmark_worker_past_its_limit_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    """`slarm bench engine` with a limit no worker can meet (a hundredth of a second to start a Python
+    process and load the model): the command says which worker ran past which limit and exits 1."""
+    from slarm_ros.cli import main
+
+    assert main(["bench", "engine", "--lengths", "2", "--budget-s", "0.0025", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "error: benchmark worker streaming T=2 did not finish within 0 s" in err
+    assert "Traceback" not in err

@@ -24,6 +24,7 @@ import torch
 
 DEFAULT_LENGTHS = (10, 50, 100, 200, 400)
 INPUT_SIZE = (480, 768)  # camera images fed to the engine (height, width), resized inside
+FLOPS_TIMEOUT_S = 300.0  # the FLOP count and the network-alone timing: a few steps of one timestep
 
 
 def _peak_mb(device: torch.device) -> float:
@@ -114,7 +115,11 @@ def _spawn(args, mode: str, T: int, timeout: float) -> dict:
     cmd = [sys.executable, "-m", "slarm_ros.eval.bench_engine", "--worker", mode, str(T), "--device", args.device]
     if args.checkpoint:
         cmd += ["--checkpoint", args.checkpoint]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"benchmark worker {mode} T={T} did not finish within {timeout:.0f} s "
+                           f"(its limit follows --budget-s)") from None
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark worker {mode} T={T} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -144,7 +149,8 @@ def run(args) -> dict:
               f"peak {r['peak_mem_mb']:7.1f} MB (+{r['peak_mem_growth_mb']:.1f})", flush=True)
         results.append(r)
         last = r
-    measured = _spawn(args, "flops", 0, timeout=args.budget_s)
+    # a few network steps whatever the offline budget: a small --budget-s must not starve them
+    measured = _spawn(args, "flops", 0, timeout=max(args.budget_s, FLOPS_TIMEOUT_S))
     flops, step_s = measured["flops"], measured["step_s"]
     streaming = {r["T"]: r for r in results if r["mode"] == "streaming"}
     lo, hi = min(streaming), max(streaming)
