@@ -178,15 +178,26 @@ def test_the_motion_gain_scales_what_the_static_speed_leaves_moving_and_only_at_
             CFG.replace(motion_gain=bad)
 
 
-def test_smoothing_gives_a_cars_plain_parts_the_motion_its_clear_parts_found_and_leaves_the_wall_still():
-    """A grey car 10 m ahead before a green wall at 40 m; every other column of the car moves at 8 m/s
-    (with 1 m/s^2), the rest of it and the wall stand still. Smoothed over two cells, the car's still
-    columns take most of its motion, and the wall beside it, though next to moving Gaussians, stays still."""
-    h, w = 8, 12
+CAR_GRID = (8, 12)
+
+
+def car_before_wall() -> tuple[torch.Tensor, torch.Tensor]:
+    """Range (1, 8, 12), metres, and colours (8, 12, 3) of one camera's Gaussian grid: a grey car
+    10 m ahead (rows 2-5, columns 3-8) before a green wall at 40 m."""
+    h, w = CAR_GRID
     depth = torch.full((1, h, w), 40.0)
     depth[0, 2:6, 3:9] = 10.0
     colours = torch.tensor([0.1, 0.6, 0.1]).repeat(h, w, 1)
     colours[2:6, 3:9] = 0.5
+    return depth, colours
+
+
+def test_smoothing_gives_a_cars_plain_parts_the_motion_its_clear_parts_found_and_leaves_the_wall_still():
+    """A grey car 10 m ahead before a green wall at 40 m; every other column of the car moves at 8 m/s
+    (with 1 m/s^2), the rest of it and the wall stand still. Smoothed over two cells, the car's still
+    columns take most of its motion, and the wall beside it, though next to moving Gaussians, stays still."""
+    h, w = CAR_GRID
+    depth, colours = car_before_wall()
     motion = torch.zeros(h, w, 3, 3)
     motion[2:6, 3:9:2, 0] = torch.tensor([8.0, 0.0, 0.0])
     motion[2:6, 3:9:2, 1] = torch.tensor([1.0, 0.0, 0.0])
@@ -208,11 +219,8 @@ def test_smoothing_taken_every_other_cell_reaches_twice_as_far_for_the_same_cost
     its right end stays still; over 4 cells, every other cell (the same 5x5 neighbours), it takes
     more than half of the motion, and the wall stays still. A radius that is not a multiple of the
     step is refused."""
-    h, w = 8, 12
-    depth = torch.full((1, h, w), 40.0)
-    depth[0, 2:6, 3:9] = 10.0
-    colours = torch.tensor([0.1, 0.6, 0.1]).repeat(h, w, 1)
-    colours[2:6, 3:9] = 0.5
+    h, w = CAR_GRID
+    depth, colours = car_before_wall()
     motion = torch.zeros(h, w, 3, 3)
     motion[2:6, 3:5, 0] = torch.tensor([8.0, 0.0, 0.0])
     flat = motion.reshape(-1, 3, 3), depth, colours.reshape(-1, 3)
