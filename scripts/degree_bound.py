@@ -88,12 +88,13 @@ def main() -> None:
     parser.add_argument("--non-uniform-share", type=float, default=WorldConfig.non_uniform_share)
     parser.add_argument("--height", type=int, default=80, help="scoring resolution, as slarm eval's")
     parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--world", default="{}", help="other WorldConfig fields (JSON), e.g. the proxy's traffic")
     parser.add_argument("--windows", nargs="+", default=list(DEFAULT_WINDOWS), metavar="C,F",
                         help="training windows: context timesteps, following timesteps")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     world = WorldConfig(seed=args.seed, seconds=args.seconds, non_uniform_share=args.non_uniform_share,
-                        image_height=args.height, image_width=args.width)
+                        image_height=args.height, image_width=args.width, **json.loads(args.world))
     scene = build_scene(world)
     dt = 1.0 / world.hz
     plans = {f"context {c}, future {f}": horizons(c, f) * dt
@@ -117,6 +118,7 @@ def main() -> None:
     check = np.concatenate(finite_difference)
     moving = np.concatenate(zero) >= 0.01  # slarm eval's moving points: at least 1 cm per frame
     result = {"seed": args.seed, "seconds": args.seconds, "non_uniform_share": args.non_uniform_share,
+              "world": json.loads(args.world),
               "scoring": [args.height, args.width], "points": int(len(moving)), "moving_share": float(moving.mean()),
               "zero_motion_epe3d": zero_epe, "zero_motion_epe3d_moving": float(np.concatenate(zero)[moving].mean()),
               "velocity_check_m_s": {"mean": float(check.mean()), "p99": float(np.percentile(check, 99))}, "windows": {}}
