@@ -10,7 +10,7 @@
   slarm train --config train-tiny.yaml --out DIR [--resume]               self-supervised training
   slarm reconfigure IN OUT KEY=VALUE [...]                                a checkpoint with other settings
   slarm bench engine [--out DIR]                                          latency / memory vs T
-  slarm bench node [--out DIR]                                            node end-to-end latency
+  slarm bench node [--out DIR] [--checkpoint C]                           node end-to-end latency
   slarm demo                                                              the node on a synthetic drive
 """
 from __future__ import annotations

@@ -296,6 +296,23 @@ def test_a_bad_checkpoint_stops_the_node_at_start_with_what_to_do(ros_processes,
     assert "not a readable safetensors file" in err and "Set the 'checkpoint' parameter" in err
 
 
+def test_the_node_benchmark_runs_the_asked_checkpoint_and_reports_every_timestep(ros_processes, tiny_world_bag,
+                                                                                  tmp_path):
+    from slarm_ros.model.checkpoint import with_config
+    from slarm_ros.stream import DEFAULT_CHECKPOINT
+
+    weights = with_config(DEFAULT_CHECKPOINT, tmp_path / "unsmoothed.safetensors", motion_smoothing_radius=0)
+    bench = ros_processes.start_module("slarm_ros.cli", "bench", "node", "--bag", str(tiny_world_bag),
+                                       "--checkpoint", str(weights), "--out", str(tmp_path / "bench"))
+    out, err = bench.communicate(timeout=300)
+    assert bench.returncode == 0, err[-3000:]
+    report = json.loads((tmp_path / "bench" / "node.json").read_text())
+    assert report["checkpoint"] == str(weights.resolve())
+    assert report["frames_in"] == 6 and 1 <= report["frames"] <= 6, report  # the bag's 6 timesteps
+    assert 0 < report["engine_step_p50_ms"] < report["e2e_p50_ms"]
+    assert "e2e_p50_ms:" in out
+
+
 def test_rviz_and_launch_name_what_the_node_really_publishes():
     from slarm_ros.ros.node import OUTPUTS
 

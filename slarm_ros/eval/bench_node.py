@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> dict:
     procs = ProcessSet()
     procs.env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     try:
-        node = procs.start(node_command(f"device:={args.device}"))
+        overrides = [f"device:={args.device}"] + ([f"checkpoint:={Path(args.checkpoint).resolve()}"] if args.checkpoint else [])
+        node = procs.start(node_command(*overrides))
         probe = procs.python("-m", "slarm_ros.eval.latency_probe", "/slarm_node", "5.0", "600")
         replay = procs.python("-m", "slarm_ros.cli", "replay", bag, "--restamp", "--rate", "1", "--delay", "3",
                               *replay_wait_arguments())
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace) -> dict:
         "input_hz": args.hz, "cameras": 3, "points_per_frame": float(np.mean(result["points"])) if result["points"] else 0,
         "node_stages_p50_ms": {name: float(diag.get(f"{name}_p50_ms", "nan")) for name in STAGES},
         "input_delay_p50_ms": float(diag.get("input_delay_p50_ms", "nan")),
-        "device": diag.get("device", "?"), "latency_ms": [round(x, 2) for x in lat.tolist()],
+        "device": diag.get("device", "?"), "checkpoint": str(Path(args.checkpoint).resolve()) if args.checkpoint else "shipped",
+        "latency_ms": [round(x, 2) for x in lat.tolist()],
     }
     (out / "node.json").write_text(json.dumps(report, indent=1))
     for key in ("e2e_p50_ms", "e2e_p95_ms", "engine_step_p50_ms", "node_processing_p50_ms", "outside_network_share",
@@ -77,4 +79,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--hz", type=float, default=10.0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--checkpoint", default="", help="model weights; default: the shipped model")
 
