@@ -29,10 +29,11 @@ def run(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if not bag.exists():
         make_world_bag(WorldConfig(seed=7, seconds=args.seconds, hz=args.hz), bag)
+    checkpoint = str(Path(args.checkpoint).resolve()) if args.checkpoint else ""
     procs = ProcessSet()
     procs.env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     try:
-        overrides = [f"device:={args.device}"] + ([f"checkpoint:={Path(args.checkpoint).resolve()}"] if args.checkpoint else [])
+        overrides = [f"device:={args.device}"] + ([f"checkpoint:={checkpoint}"] if checkpoint else [])
         node = procs.start(node_command(*overrides))
         probe = procs.python("-m", "slarm_ros.eval.latency_probe", "/slarm_node", "5.0", "600")
         replay = procs.python("-m", "slarm_ros.cli", "replay", bag, "--restamp", "--rate", "1", "--delay", "3",
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> dict:
         "input_hz": args.hz, "cameras": 3, "points_per_frame": float(np.mean(result["points"])) if result["points"] else 0,
         "node_stages_p50_ms": {name: float(diag.get(f"{name}_p50_ms", "nan")) for name in STAGES},
         "input_delay_p50_ms": float(diag.get("input_delay_p50_ms", "nan")),
-        "device": diag.get("device", "?"), "checkpoint": str(Path(args.checkpoint).resolve()) if args.checkpoint else "shipped",
+        "device": diag.get("device", "?"), "checkpoint": checkpoint or "shipped",
         "latency_ms": [round(x, 2) for x in lat.tolist()],
     }
     (out / "node.json").write_text(json.dumps(report, indent=1))
