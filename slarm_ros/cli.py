@@ -25,7 +25,11 @@ from pathlib import Path
 def _demo(args: argparse.Namespace) -> int:
     from .ros.demo import run_demo
 
-    summary = run_demo(args.out, args.bag, seconds=args.seconds, queries=tuple(args.query), rate=args.rate)
+    try:
+        summary = run_demo(args.out, args.bag, seconds=args.seconds, queries=tuple(args.query), rate=args.rate)
+    except RuntimeError as e:  # the node or a helper process failed
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0 if summary["frames_out"] > 0 else 1
 
 
@@ -174,7 +178,11 @@ def _shipped_checkpoint() -> Path:
 def _bench_node(args: argparse.Namespace) -> int:
     from .eval import bench_node
 
-    bench_node.run(args)
+    try:
+        bench_node.run(args)
+    except RuntimeError as e:  # the node, the replay or the probe failed or ran past its limit
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -314,6 +314,20 @@ def test_the_node_benchmark_runs_the_asked_checkpoint_and_reports_every_timestep
     assert "e2e_p50_ms:" in out
 
 
+def test_the_node_benchmark_stops_at_once_with_the_nodes_reason_when_the_node_cannot_start(ros_processes,
+                                                                                             tiny_world_bag, tmp_path):
+    (tmp_path / "bad.safetensors").write_bytes(b"not weights")
+    started = time.monotonic()
+    bench = ros_processes.start_module("slarm_ros.cli", "bench", "node", "--bag", str(tiny_world_bag),
+                                       "--checkpoint", str(tmp_path / "bad.safetensors"), "--out", str(tmp_path / "bench"))
+    out, err = bench.communicate(timeout=110)  # the latency probe alone would wait 120 s for a first cloud
+    assert bench.returncode == 1, err[-3000:]
+    assert time.monotonic() - started < 100
+    assert "error: slarm_node exited with code 2" in err and "not a readable safetensors file" in err, err[-3000:]
+    assert "Traceback" not in err
+    assert not (tmp_path / "bench" / "node.json").exists()
+
+
 def test_rviz_and_launch_name_what_the_node_really_publishes():
     from slarm_ros.ros.node import OUTPUTS
 

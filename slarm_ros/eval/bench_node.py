@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..ros.demo import node_command, replay_wait_arguments
-from ..ros.processes import ProcessSet
+from ..ros.processes import ProcessFailed, ProcessSet
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -38,12 +38,11 @@ def run(args: argparse.Namespace) -> dict:
         probe = procs.python("-m", "slarm_ros.eval.latency_probe", "/slarm_node", "5.0", "600")
         replay = procs.python("-m", "slarm_ros.cli", "replay", bag, "--restamp", "--rate", "1", "--delay", "3",
                               *replay_wait_arguments())
-        _, err = replay.communicate(timeout=900)
+        # A node that cannot start (a bad checkpoint, a missing device) ends the benchmark at once.
+        _, err = procs.wait(replay, "the replay", 900, needed={"slarm_node": node})
         if replay.returncode != 0:
-            raise RuntimeError(f"replay failed: {err[-2000:]}")
-        probe_out, probe_err = probe.communicate(timeout=120)
-        if node.poll() is not None:
-            raise RuntimeError(f"slarm_node exited: {node.stderr.read()[-2000:]}")
+            raise ProcessFailed(f"the replay failed: {err[-2000:]}")
+        probe_out, _ = procs.wait(probe, "the latency probe", 120, needed={"slarm_node": node})
     finally:
         procs.stop(grace=10.0)
     result = json.loads(probe_out.strip().splitlines()[-1])

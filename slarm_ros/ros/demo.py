@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..bag.reader import open_reader
-from .processes import ProcessSet
+from .processes import ProcessFailed, ProcessSet
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = "/slarm_node"
@@ -54,7 +55,9 @@ def replay_wait_arguments() -> list[str]:
     return [arg for topic in input_topics() for arg in ("--wait-topic", topic)]
 
 
-def _set_query(queries: list[str], timeout: float = 90.0) -> str:
+def _set_query(queries: list[str], slarm_node: subprocess.Popen, log: Path, timeout: float = 90.0) -> str:
+    """Set the node's queries through its service, once the node is up; fails at once where the
+    node's process exits first (a bad checkpoint or parameter), pointing at its log."""
     import rclpy
     from slarm_msgs.srv import SetQueries
 
@@ -62,8 +65,12 @@ def _set_query(queries: list[str], timeout: float = 90.0) -> str:
     node = rclpy.create_node("slarm_demo")
     try:
         client = node.create_client(SetQueries, f"{NODE}/query")
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise RuntimeError(f"{NODE}/query did not come up within {timeout:.0f} s")
+        deadline = time.monotonic() + timeout
+        while not client.wait_for_service(timeout_sec=0.5):
+            if slarm_node.poll() is not None:
+                raise ProcessFailed(f"slarm_node exited with code {slarm_node.returncode} at start; see {log}")
+            if time.monotonic() > deadline:
+                raise ProcessFailed(f"{NODE}/query did not come up within {timeout:.0f} s; see {log}")
         future = client.call_async(SetQueries.Request(queries=queries, threshold=float("nan")))
         rclpy.spin_until_future_complete(node, future, timeout_sec=30)
         response = future.result()
@@ -97,7 +104,7 @@ def run_demo(out: str | Path = "out/demo", bag: str | Path = "out/bags/demo", se
                            stderr=logs["node"])
         procs.python("-m", "slarm_ros.cli", "record", "--out", recorded, "--topics", *OUTPUT_TOPICS,
                      stdout=logs["recorder"], stderr=logs["recorder"])
-        print(f"query {list(queries)} -> {_set_query(list(queries))}")
+        print(f"query {list(queries)} -> {_set_query(list(queries), node, out / 'node.log')}")
         started = time.monotonic()
         replay = procs.python("-m", "slarm_ros.cli", "replay", bag, "--rate", rate, "--delay", "1",
                               *replay_wait_arguments(), stdout=logs["replay"],
@@ -105,7 +112,7 @@ def run_demo(out: str | Path = "out/demo", bag: str | Path = "out/bags/demo", se
         replay.wait()
         time.sleep(3.0)  # the last timesteps leave the engine
         if node.poll() is not None:
-            raise RuntimeError(f"slarm_node exited with {node.returncode}; see {out / 'node.log'}")
+            raise ProcessFailed(f"slarm_node exited with code {node.returncode}; see {out / 'node.log'}")
         wall = time.monotonic() - started
     finally:
         procs.stop(grace=10.0)

@@ -8,6 +8,18 @@ import sys
 import time
 
 
+class ProcessFailed(RuntimeError):
+    """A program exited or hung where the caller needed it."""
+
+
+def _stderr_tail(proc: subprocess.Popen, chars: int = 2000) -> str:
+    """The end of an exited program's standard error, where it is a pipe ("" where it went to a file)."""
+    if proc.stderr is None or proc.stderr.closed:
+        return ""
+    text = proc.stderr.read()
+    return f":\n{text[-chars:]}" if text else ""
+
+
 class ProcessSet:
     """Programs started by one owner (the demo, a benchmark, a test), stopped together."""
 
@@ -26,6 +38,26 @@ class ProcessSet:
     def python(self, *args: str, **popen) -> subprocess.Popen:
         """Start this interpreter with ``args`` (a script or ``-m module``)."""
         return self.start([sys.executable, *args], **popen)
+
+    @staticmethod
+    def wait(proc: subprocess.Popen, name: str, timeout: float,
+             needed: dict[str, subprocess.Popen] | None = None) -> tuple[str, str]:
+        """``proc.communicate()``, but raising ``ProcessFailed`` as soon as one of the ``needed``
+        programs (by name) has exited, rather than at the end of ``timeout`` seconds, and when
+        ``proc`` itself runs past ``timeout``. Returns ``proc``'s (stdout, stderr)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                # Retrying after a timeout loses no output (subprocess documents it).
+                return proc.communicate(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
+            for other_name, other in (needed or {}).items():
+                if other.poll() is not None:
+                    raise ProcessFailed(f"{other_name} exited with code {other.returncode} while waiting for "
+                                        f"{name}{_stderr_tail(other)}")
+            if time.monotonic() > deadline:
+                raise ProcessFailed(f"{name} did not finish within {timeout:.0f} s")
 
     @staticmethod
     def interrupt(proc: subprocess.Popen) -> None:
