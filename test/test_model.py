@@ -238,6 +238,31 @@ def test_smoothing_taken_every_other_cell_reaches_twice_as_far_for_the_same_cost
         CFG.replace(motion_smoothing_radius=3, motion_smoothing_step=2)
 
 
+def test_smoothing_before_a_hold_skips_only_gaussians_that_no_neighbour_could_lift_to_it():
+    """The car and wall above, the car's two left columns at 8 m/s and the whole wall drifting at
+    0.3 m/s. With a 1 m/s hold to follow, the wall beyond the car's reach is left at zero without
+    its mean (it would have been a 0.3 m/s one, held still); within reach every Gaussian gets what
+    smoothing without the skip gives, so after the hold the two agree everywhere."""
+    h, w = CAR_GRID
+    depth, colours = car_before_wall()
+    motion = torch.zeros(h, w, 3, 3)
+    motion[..., 0, 1] = 0.3
+    motion[2:6, 3:9] = 0.0
+    motion[2:6, 3:5, 0] = torch.tensor([8.0, 0.0, 0.0])
+    flat = motion.reshape(-1, 3, 3), depth, colours.reshape(-1, 3)
+    full = smooth_motion(*flat, radius=2).reshape(h, w, 3, 3)
+    skipped = smooth_motion(*flat, radius=2, hold_speed=1.0).reshape(h, w, 3, 3)
+    reach = torch.zeros(h, w, dtype=torch.bool)
+    reach[0:8, 1:7] = True  # within 2 cells of the moving columns
+    torch.testing.assert_close(skipped[reach], full[reach])
+    wall = torch.ones(h, w, dtype=torch.bool)
+    wall[2:6, 3:9] = False
+    assert (skipped[~reach] == 0).all() and (full[wall & ~reach][..., 0, 1] > 0.29).all()
+    held = lambda m: m * (m[..., :1, :].norm(dim=-1, keepdim=True) >= 1.0)
+    torch.testing.assert_close(held(skipped), held(full))
+    assert (held(full)[2:6, 3:5, 0, 0] > 1.0).all()
+
+
 def test_the_network_smooths_motion_before_the_hold_and_only_at_inference():
     net, batch = moving_net_and_batch()
     with torch.no_grad():

@@ -122,7 +122,7 @@ class SlarmNet(nn.Module):
             gaussians = [replace(g, motion=g.motion * dynamic[i, :, None, None]) for i, g in enumerate(gaussians)]
         if cfg.motion_smoothing_radius and not self.training:
             gaussians = [replace(g, motion=smooth_motion(g.motion, depth[i], g.colors, cfg.motion_smoothing_radius,
-                                                         cfg.motion_smoothing_step))
+                                                         cfg.motion_smoothing_step, hold_speed=cfg.static_speed))
                          for i, g in enumerate(gaussians)]
         if cfg.static_speed > 0 and not self.training:  # a hard threshold passes no gradient to what it stops
             gaussians = [replace(g, motion=g.motion * (g.motion[:, :1].norm(dim=-1, keepdim=True) >= cfg.static_speed))

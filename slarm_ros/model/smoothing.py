@@ -20,7 +20,7 @@ SPEED_FLOOR = 1.0  # m/s added to each neighbour's speed in its weight: a still 
 
 
 def smooth_motion(motion: Tensor, depth: Tensor, colours: Tensor, radius: int, step: int = 1,
-                  speed_floor: float = SPEED_FLOOR) -> Tensor:
+                  speed_floor: float = SPEED_FLOOR, hold_speed: float = 0.0) -> Tensor:
     """Motion (N, D, 3) of the N = C*h*w Gaussians of one timestep, each replaced by the speed- and
     likeness-weighted mean of its neighbours on its camera's Gaussian grid: those up to ``radius``
     cells away along each axis, taken every ``step`` cells ((2 radius / step + 1)^2 of them; the
@@ -30,6 +30,11 @@ def smooth_motion(motion: Tensor, depth: Tensor, colours: Tensor, radius: int, s
     neighbour j for Gaussian i is exp(-RANGE_WEIGHT (log d_i - log d_j)^2 - COLOUR_WEIGHT |c_i - c_j|^2)
     times (j's speed + ``speed_floor``), speed the norm of its first order, m/s; Gaussians outside
     the image take no part. Where no neighbour moves the motion stays zero.
+
+    ``hold_speed`` (m/s, > 0 where a static hold at that speed follows): a weighted mean is no faster
+    than its fastest neighbour, so a Gaussian whose neighbours are all slower would be held still
+    anyway; it gets zero motion without its mean being taken. Most of a scene stands, so this is
+    where the time goes otherwise.
     """
     c, h, w = depth.shape
     n, orders, _ = motion.shape
@@ -37,19 +42,29 @@ def smooth_motion(motion: Tensor, depth: Tensor, colours: Tensor, radius: int, s
         raise ValueError(f"{n} Gaussians do not lie on {c} grids of {h}x{w}")
     if step < 1 or radius % step:
         raise ValueError(f"the smoothing radius ({radius} cells) must be a multiple of its step ({step} cells)")
-    size = 2 * radius // step + 1
-
-    def neighbours(x: Tensor) -> Tensor:  # (C, ch, h, w) -> (C, ch, size^2, h, w), zero outside the image
-        return F.unfold(x, size, dilation=step, padding=radius).reshape(c, x.shape[1], size * size, h, w)
-
-    on_grid = lambda x: x.reshape(c, h, w, -1).permute(0, 3, 1, 2)  # (N, ch) -> (C, ch, h, w)
-    log_range = depth.clamp_min(1e-3).log()[:, None]
-    colour = on_grid(colours)
-    likeness = (-RANGE_WEIGHT * (log_range[:, :, None] - neighbours(log_range)).square().sum(1)
-                - COLOUR_WEIGHT * (colour[:, :, None] - neighbours(colour)).square().sum(1))  # (C, size^2, h, w)
-    weights = likeness.exp()  # its own likeness is 0, so a Gaussian's weights never all underflow
-    speed = on_grid(motion[:, 0].norm(dim=-1, keepdim=True))
-    weights = weights * neighbours(speed + speed_floor)[:, 0]  # zero outside the image
-    total = weights.sum(1, keepdim=True)
-    mean = (weights[:, None] * neighbours(on_grid(motion.flatten(1)))).sum(2) / total.clamp_min(1e-12)
-    return mean.permute(0, 2, 3, 1).reshape(n, orders, 3)
+    speed = motion[:, 0].norm(dim=-1)  # (N,)
+    if hold_speed > 0:
+        padded = F.pad(speed.reshape(c, 1, h, w), (radius,) * 4)  # speeds are >= 0: a zero border is no neighbour
+        fastest = F.max_pool2d(padded, 2 * radius // step + 1, stride=1, dilation=step).reshape(n)
+        # the margin keeps a mean that rounding lifts to the hold from being left out
+        chosen = (fastest >= hold_speed * (1 - 1e-4)).nonzero()[:, 0]
+    else:
+        chosen = torch.arange(n, device=motion.device)
+    smoothed = torch.zeros_like(motion)
+    if chosen.numel() == 0:
+        return smoothed
+    # each chosen Gaussian's neighbours as flat indices (K, S), S = (2 radius / step + 1)^2
+    offsets = torch.arange(-radius, radius + 1, step, device=motion.device)
+    camera, y, x = chosen // (h * w), chosen // w % h, chosen % w
+    ny = (y[:, None, None] + offsets[None, :, None]).expand(-1, -1, len(offsets)).flatten(1)
+    nx = (x[:, None, None] + offsets[None, None, :]).expand(-1, len(offsets), -1).flatten(1)
+    inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+    index = camera[:, None] * (h * w) + ny.clamp(0, h - 1) * w + nx.clamp(0, w - 1)
+    log_range = depth.clamp_min(1e-3).log().reshape(n)
+    likeness = (-RANGE_WEIGHT * (log_range[chosen, None] - log_range[index]).square()
+                - COLOUR_WEIGHT * (colours[chosen, None] - colours[index]).square().sum(-1))  # (K, S)
+    # its own likeness is 0, so a Gaussian's weights never all underflow
+    weights = likeness.exp() * (speed[index] + speed_floor) * inside
+    mean = (weights[..., None, None] * motion[index]).sum(1) / weights.sum(1).clamp_min(1e-12)[:, None, None]
+    smoothed[chosen] = mean
+    return smoothed
