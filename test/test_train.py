@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -104,6 +105,45 @@ def test_windows_hold_the_asked_targets_and_no_flow(drive_cache):
         if lag == 0:
             assert torch.allclose(w.context.cam_to_anchor[0, 0], torch.eye(4), atol=1e-5)
     assert lags == {0, 1, 2, 3}
+
+
+def test_windows_with_targets_on_both_sides_hold_an_earlier_and_a_following_one(drive_cache):
+    cfg = small_config(drive_cache)
+    clip = cached_drive(cfg.drive(0), 40, 64, drive_cache)
+    rng = np.random.default_rng(0)
+    earlier, following = set(), set()
+    for _ in range(40):
+        w = sample_window(clip, rng, context=4, future=2, other_scale=2, gaussian_stride=2, other_target="both")
+        own, before, after = w.targets
+        assert own.step == w.context_steps[-1]
+        assert before.step in w.context_steps[:-1] and after.step in (own.step + 1, own.step + 2)
+        assert before.images.shape == after.images.shape == (1, 20, 32, 3)
+        earlier.add(before.step - w.context_steps[0])
+        following.add(after.step - own.step)
+    assert earlier == {0, 1, 2} and following == {1, 2}
+    one_step = sample_window(clip, rng, context=1, future=2, gaussian_stride=2, other_target="both")
+    assert len(one_step.targets) == 2  # no earlier timestep: one target, as "any" draws it
+    with pytest.raises(ValueError, match="other_target"):
+        sample_window(clip, rng, context=4, future=2, other_target="all")
+    with pytest.raises(ValueError, match="other_target"):
+        TrainConfig(other_target="all")
+    # the objective renders and scores each of the three targets alike
+    model, window = small_model_and_window(drive_cache)
+    own, after = window.targets
+    before = window_at(clip, 1, 4, [(2, 2)], model.cfg.gaussian_stride).targets[0]  # the same anchor, timestep 2
+
+    def loss(*targets):
+        return window_loss(model, replace(window, targets=list(targets)), ClassNameTeacher(CLASSES), LossWeights(),
+                           CLASS_ID["sky"], generator=torch.Generator().manual_seed(0))
+
+    with torch.no_grad():
+        alone = float(loss(own).parts["rgb_l1"])
+        b = 2 * float(loss(own, before).parts["rgb_l1"]) - alone
+        a = 2 * float(loss(own, after).parts["rgb_l1"]) - alone
+    result = loss(own, before, after)
+    assert float(result.parts["rgb_l1"]) == pytest.approx((alone + b + a) / 3, rel=1e-4)
+    result.total.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
 def test_learning_rate_warms_up_then_decays_by_steps_or_time():

@@ -10,6 +10,7 @@ import yaml
 from ..model import SlarmConfig
 from ..model.config import CONFIG_DIR, from_known_keys
 from ..world.config import WorldConfig
+from .data import OTHER_TARGETS
 from .losses import LossWeights
 
 
@@ -40,6 +41,7 @@ class TrainConfig:
     other_scale: int = 2  # reduction of the whole-window render target
     anchor_lag_s: float = 7.0  # windows are anchored up to this far before their start (the network's anchor ages)
     own_last_share: float = 1.0  # share of windows whose own-Gaussian target is the last timestep
+    other_target: str = "any"  # "any": one other timestep; "both": an earlier context one and a following one
     max_semantic_pixels: int = 8192
     # optimisation
     steps: int = 4000
@@ -64,6 +66,8 @@ class TrainConfig:
         object.__setattr__(self, "betas", tuple(self.betas))
         if self.context < 1 or self.future < 0:
             raise ValueError("context must be >= 1 and future >= 0")
+        if self.other_target not in OTHER_TARGETS:
+            raise ValueError(f"other_target must be one of {OTHER_TARGETS}, not {self.other_target!r}")
         if self.num_drives < 1 or self.steps < 1:
             raise ValueError("num_drives and steps must be >= 1")
         for name in ("anchor_min_age", "anchor_max_age"):

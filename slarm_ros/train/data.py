@@ -203,9 +203,12 @@ def window_at(clip: DriveClip, start: int, context: int, targets: list[tuple[int
     return TrainWindow(context=ctx, context_lidar=to(lidar), context_steps=steps, targets=views, anchor_pose=anchor)
 
 
+OTHER_TARGETS = ("any", "both")  # sample_window's choices of whole-window targets
+
+
 def sample_window(clip: DriveClip, rng: np.random.Generator, context: int, future: int, other_scale: int = 2,
                   gaussian_stride: int = 1, max_anchor_lag: int = 0, own_last_share: float = 1.0,
-                  device: torch.device | str = "cpu") -> TrainWindow:
+                  device: torch.device | str = "cpu", other_target: str = "any") -> TrainWindow:
     """A random window of ``context`` consecutive timesteps with two targets: a context timestep
     (rendered from its own Gaussians) at full resolution, and one other timestep (another context
     one or one of the ``future`` following ones, rendered from the whole window), reduced by
@@ -214,7 +217,11 @@ def sample_window(clip: DriveClip, rng: np.random.Generator, context: int, futur
     The own target is the last context timestep with probability ``own_last_share``, else an
     earlier one (as a streaming step with a partly filled window publishes). Measured: 0.75 stalls
     motion learning (the other target is then often the last timestep, which needs no motion from
-    the Gaussians that explain it), 1.0 does not."""
+    the Gaussians that explain it), 1.0 does not. ``other_target`` "both" draws two whole-window
+    targets instead of one: an earlier context timestep and a following one (where the window has
+    both), so that every window is rendered on both sides of its Gaussians' time."""
+    if other_target not in OTHER_TARGETS:
+        raise ValueError(f"other_target must be one of {OTHER_TARGETS}, not {other_target!r}")
     span = context + future
     if clip.num_steps < span:
         raise ValueError(f"drive has {clip.num_steps} timesteps; a window needs {span}")
@@ -223,7 +230,11 @@ def sample_window(clip: DriveClip, rng: np.random.Generator, context: int, futur
     own = last if context == 1 or rng.uniform() < own_last_share else int(rng.integers(start, last))
     others = [k for k in range(start, last + 1 + future) if k != own]
     targets = [(own, 1)]
-    if others:
+    earlier, following = [k for k in others if k < own], [k for k in others if k > last]
+    if other_target == "both" and earlier and following:  # both sides of time in every window
+        targets += [(int(earlier[rng.integers(0, len(earlier))]), other_scale),
+                    (int(following[rng.integers(0, len(following))]), other_scale)]
+    elif others:
         targets.append((int(others[rng.integers(0, len(others))]), other_scale))
     anchor_step = start - int(rng.integers(0, min(start, max_anchor_lag) + 1))
     return window_at(clip, start, context, targets, gaussian_stride, anchor_step, device)

@@ -225,7 +225,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, command: s
                 group["lr"] = lr
             drive = drives[int(rng.integers(len(drives)))]
             window = sample_window(drive, rng, cfg.context, cfg.future, cfg.other_scale, net_cfg.gaussian_stride,
-                                   max_anchor_lag, cfg.own_last_share, env.device)
+                                   max_anchor_lag, cfg.own_last_share, env.device, cfg.other_target)
             result = window_loss(model, window, teacher, cfg.losses, CLASS_ID["sky"], cfg.max_semantic_pixels,
                                  forward=forward, generator=pixel_rng)
             optimizer.zero_grad(set_to_none=True)
