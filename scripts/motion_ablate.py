@@ -105,7 +105,9 @@ def main() -> int:
             for speed in args.static_speeds or [0.0]:
                 name = f"smoothed over {radius} cells, gain {gain:g}" + (f", static below {speed:g} m/s" if speed else "")
                 variants[name] = []
-                configs[name] = model.cfg.replace(motion_smoothing_radius=radius, static_speed=speed, motion_gain=gain)
+                # every cell within the radius (slarm-tiny's every 4th cell suits its 12-cell reach)
+                configs[name] = model.cfg.replace(motion_smoothing_radius=radius, motion_smoothing_step=1,
+                                                  static_speed=speed, motion_gain=gain)
     if args.only:
         unknown = sorted(set(args.only) - set(variants))
         if unknown:
