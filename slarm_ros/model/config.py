@@ -76,7 +76,8 @@ class SlarmConfig:
     motion_smoothing_radius: int = 0
     # Gaussian-grid cells between the neighbours the smoothing takes: the same reach at 1 / step^2
     # of the cost (radius 12 over slarm-tiny's 3 x 40 x 64 Gaussians at step 1 makes a streaming step
-    # about 5 times as long; at step 4, 1.2-1.5 times by machine). The radius must be a multiple of it.
+    # about 5 times as long; at step 4, 1.14-1.24 times, with the static_speed hold sparing the Gaussians
+    # it stops anyway). The radius must be a multiple of it.
     motion_smoothing_step: int = 1
     semantic_dim: int = 32  # per-Gaussian language feature (SLARM: 64)
     text_dim: int = 384  # the text encoder's embedding size (all-MiniLM-L6-v2)
