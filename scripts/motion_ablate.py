@@ -9,12 +9,18 @@ with ``--static-speeds``, Gaussians slower than each speed held still (``static_
 each hold and gain also after the motion is smoothed over that many cells (``motion_smoothing_radius``).
 Each variant changes the network's outputs through forward hooks or its config; nothing is retrained.
 ``--training-drives`` scores the run's own training drives instead, to choose a setting on them.
+``--calibrate`` does the whole choice: it scores the run as trained and every hold, gain and
+smoothing setting offered (or those named with ``--only``) on its training drives, takes the one
+with the lowest EPE3D, and scores it and the run as trained on the held-out drives
+(``calibration.json``).
 
 usage: python scripts/motion_ablate.py RUN_DIR [--held-out-world JSON] [--camera C] [--only NAME ...]
                                        [--static-speeds M_S ...] [--gains G ...] [--smoothing-radii R ...]
-                                       [--training-drives]
+                                       [--training-drives | --calibrate]
 e.g.   python scripts/motion_ablate.py out/motion_proxy/gate-deg3 --held-out-world '{"non_uniform_share": 1.0}'
        python scripts/motion_ablate.py out/proxy3/wide --camera 1 --only "as trained" --only "head velocity dropped"
+       python scripts/motion_ablate.py out/proxy3tex/run --static-speeds 2 3 --gains 1.25 1.5 2 \
+           --smoothing-radii 3 6 --calibrate --held-out-world '{"non_uniform_share": 1.0}'
 """
 from __future__ import annotations
 
@@ -72,8 +78,12 @@ def main() -> int:
     parser.add_argument("--smoothing-radii", type=int, nargs="*", default=[],
                         help="also score each --static-speeds and --gains setting with the motion smoothed over "
                              "each of these radii (Gaussian cells, motion_smoothing_radius)")
-    parser.add_argument("--training-drives", action="store_true",
+    scored = parser.add_mutually_exclusive_group()
+    scored.add_argument("--training-drives", action="store_true",
                         help="score the run's training drives (its own world) instead of the held-out ones")
+    scored.add_argument("--calibrate", action="store_true",
+                        help="choose among the run as trained and the offered holds, gains and smoothing on "
+                             "the training drives, then score the choice held out (calibration.json)")
     args = parser.parse_args()
     cfg = TrainConfig.from_yaml(args.run / "train_config.yaml")
     model = load_checkpoint(args.run / "model.safetensors")
@@ -92,18 +102,22 @@ def main() -> int:
     }
     configs = {"head velocity halved": model.cfg.replace(head_velocity_scale=0.5),
                "head velocity dropped": model.cfg.replace(head_velocity_scale=0.0)}
+    settings = ["as trained"]  # what --calibrate chooses among: inference settings, no hooks
     for speed in args.static_speeds:
+        settings.append(f"static below {speed:g} m/s")
         variants[f"static below {speed:g} m/s"] = []
         configs[f"static below {speed:g} m/s"] = model.cfg.replace(static_speed=speed)
     for gain in args.gains:
         for speed in args.static_speeds or [0.0]:
             name = f"gain {gain:g}" + (f", static below {speed:g} m/s" if speed else "")
+            settings.append(name)
             variants[name] = []
             configs[name] = model.cfg.replace(static_speed=speed, motion_gain=gain)
     for radius in args.smoothing_radii:
         for gain in args.gains or [1.0]:
             for speed in args.static_speeds or [0.0]:
                 name = f"smoothed over {radius} cells, gain {gain:g}" + (f", static below {speed:g} m/s" if speed else "")
+                settings.append(name)
                 variants[name] = []
                 # every cell within the radius (slarm-tiny's every 4th cell suits its 12-cell reach)
                 configs[name] = model.cfg.replace(motion_smoothing_radius=radius, motion_smoothing_step=1,
@@ -113,6 +127,33 @@ def main() -> int:
         if unknown:
             parser.error(f"unknown variants {unknown}; known: {list(variants)}")
         variants = {name: hooks for name, hooks in variants.items() if name in args.only}
+    training_drives = tuple(cfg.first_seed + i for i in range(cfg.num_drives))
+    held_out_world = json.loads(args.held_out_world)
+    if args.calibrate:
+        offered = {name: [] for name in settings if name in variants}
+        on_training = score_variants(model, cfg, offered, configs, {}, args.camera, training_drives)
+        chosen = min(on_training, key=lambda name: on_training[name]["flow_epe3d"])
+        print(f"chosen on the training drives: {chosen}")
+        held_out = score_variants(model, cfg, {name: [] for name in dict.fromkeys(["as trained", chosen])},
+                                  configs, held_out_world, args.camera, None)
+        calibration = {"training_drives": on_training, "chosen": chosen, "held_out": held_out}
+        suffix = "" if args.camera is None else f"-camera{args.camera}"
+        (args.run / f"calibration{suffix}.json").write_text(json.dumps(calibration, indent=1))
+        return 0
+    if args.training_drives:
+        results = score_variants(model, cfg, variants, configs, {}, args.camera, training_drives)
+    else:
+        results = score_variants(model, cfg, variants, configs, held_out_world, args.camera, None)
+    suffix = ("" if args.camera is None else f"-camera{args.camera}") + ("-training-drives" if args.training_drives else "")
+    (args.run / f"ablation{suffix}.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def score_variants(model, cfg: TrainConfig, variants: dict, configs: dict, world: dict, camera: int | None,
+                   seeds: tuple[int, ...] | None) -> dict[str, dict[str, float]]:
+    """Score each variant (name -> forward hooks; its network config from ``configs``, else as trained)
+    on the drives of ``seeds`` in the run's world, or on the held-out drives with ``world``'s overrides
+    where ``seeds`` is None; print a line each and return their metrics by name."""
     trained_cfg = model.cfg
     results = {}
     for name, hooks in variants.items():
@@ -121,11 +162,10 @@ def main() -> int:
         handles = [module.register_forward_hook(hook) for module, hook in hooks]
         model.cfg = configs.get(name, trained_cfg)
         try:
-            if args.training_drives:
-                results[name] = score_held_out(model, cfg, {}, args.camera,
-                                               tuple(cfg.first_seed + i for i in range(cfg.num_drives)))
+            if seeds is None:
+                results[name] = score_held_out(model, cfg, world, camera)
             else:
-                results[name] = score_held_out(model, cfg, json.loads(args.held_out_world), args.camera)
+                results[name] = score_held_out(model, cfg, {}, camera, seeds)
         finally:
             model.cfg = trained_cfg
             for handle in handles:
@@ -135,9 +175,7 @@ def main() -> int:
               f"  static {r['static_epe3d']:.4f} (parked cars {r['parked_epe3d']:.4f})"
               f"  (zero motion {r['zero_motion_epe3d']:.4f} / {r['dynamic_zero_epe3d']:.4f})"
               f"  moving: recovered {r['dynamic_recovered']:.2f}, cosine {r['dynamic_cosine']:.2f}")
-    suffix = ("" if args.camera is None else f"-camera{args.camera}") + ("-training-drives" if args.training_drives else "")
-    (args.run / f"ablation{suffix}.json").write_text(json.dumps(results, indent=1))
-    return 0
+    return results
 
 
 if __name__ == "__main__":
