@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from motion_proxy import score_held_out
+from motion_proxy import HELD_OUT_SEEDS, score_held_out
 from slarm_ros.model.checkpoint import load_checkpoint
 from slarm_ros.model.heads import motion_channels_per_order
 from slarm_ros.train.config import TrainConfig
@@ -135,7 +135,7 @@ def main() -> int:
         chosen = min(on_training, key=lambda name: on_training[name]["flow_epe3d"])
         print(f"chosen on the training drives: {chosen}")
         held_out = score_variants(model, cfg, {name: [] for name in dict.fromkeys(["as trained", chosen])},
-                                  configs, held_out_world, args.camera, None)
+                                  configs, held_out_world, args.camera, HELD_OUT_SEEDS)
         calibration = {"training_drives": on_training, "chosen": chosen, "held_out": held_out}
         suffix = "" if args.camera is None else f"-camera{args.camera}"
         (args.run / f"calibration{suffix}.json").write_text(json.dumps(calibration, indent=1))
@@ -143,17 +143,17 @@ def main() -> int:
     if args.training_drives:
         results = score_variants(model, cfg, variants, configs, {}, args.camera, training_drives)
     else:
-        results = score_variants(model, cfg, variants, configs, held_out_world, args.camera, None)
+        results = score_variants(model, cfg, variants, configs, held_out_world, args.camera, HELD_OUT_SEEDS)
     suffix = ("" if args.camera is None else f"-camera{args.camera}") + ("-training-drives" if args.training_drives else "")
     (args.run / f"ablation{suffix}.json").write_text(json.dumps(results, indent=1))
     return 0
 
 
 def score_variants(model, cfg: TrainConfig, variants: dict, configs: dict, world: dict, camera: int | None,
-                   seeds: tuple[int, ...] | None) -> dict[str, dict[str, float]]:
+                   seeds: tuple[int, ...]) -> dict[str, dict[str, float]]:
     """Score each variant (name -> forward hooks; its network config from ``configs``, else as trained)
-    on the drives of ``seeds`` in the run's world, or on the held-out drives with ``world``'s overrides
-    where ``seeds`` is None; print a line each and return their metrics by name."""
+    on the drives of ``seeds`` in the run's world with ``world``'s overrides; print a line each and
+    return their metrics by name."""
     trained_cfg = model.cfg
     results = {}
     for name, hooks in variants.items():
@@ -162,10 +162,7 @@ def score_variants(model, cfg: TrainConfig, variants: dict, configs: dict, world
         handles = [module.register_forward_hook(hook) for module, hook in hooks]
         model.cfg = configs.get(name, trained_cfg)
         try:
-            if seeds is None:
-                results[name] = score_held_out(model, cfg, world, camera)
-            else:
-                results[name] = score_held_out(model, cfg, {}, camera, seeds)
+            results[name] = score_held_out(model, cfg, world, camera, seeds)
         finally:
             model.cfg = trained_cfg
             for handle in handles:
