@@ -129,6 +129,7 @@ def main() -> int:
         variants = {name: hooks for name, hooks in variants.items() if name in args.only}
     training_drives = tuple(cfg.first_seed + i for i in range(cfg.num_drives))
     held_out_world = json.loads(args.held_out_world)
+    camera_suffix = "" if args.camera is None else f"-camera{args.camera}"
     if args.calibrate:
         offered = {name: [] for name in settings if name in variants}
         on_training = score_variants(model, cfg, offered, configs, {}, args.camera, training_drives)
@@ -137,14 +138,13 @@ def main() -> int:
         held_out = score_variants(model, cfg, {name: [] for name in dict.fromkeys(["as trained", chosen])},
                                   configs, held_out_world, args.camera, HELD_OUT_SEEDS)
         calibration = {"training_drives": on_training, "chosen": chosen, "held_out": held_out}
-        suffix = "" if args.camera is None else f"-camera{args.camera}"
-        (args.run / f"calibration{suffix}.json").write_text(json.dumps(calibration, indent=1))
+        (args.run / f"calibration{camera_suffix}.json").write_text(json.dumps(calibration, indent=1))
         return 0
     if args.training_drives:
         results = score_variants(model, cfg, variants, configs, {}, args.camera, training_drives)
     else:
         results = score_variants(model, cfg, variants, configs, held_out_world, args.camera, HELD_OUT_SEEDS)
-    suffix = ("" if args.camera is None else f"-camera{args.camera}") + ("-training-drives" if args.training_drives else "")
+    suffix = camera_suffix + ("-training-drives" if args.training_drives else "")
     (args.run / f"ablation{suffix}.json").write_text(json.dumps(results, indent=1))
     return 0
 
