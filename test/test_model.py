@@ -121,6 +121,38 @@ def test_with_head_velocity_scale_zero_the_velocity_is_the_matched_one_alone():
         CFG.replace(head_velocity_scale=1.5)
 
 
+def test_with_relative_pose_encoding_the_output_moves_rigidly_with_the_anchor():
+    """The same drive given relative to another anchor (turned, moved, later): depth, features and the
+    rendered-frame quantities agree, and Gaussians and motion are the same world points and vectors."""
+    from slarm_ros.geometry import quat_multiply, rotmat_to_quat
+    torch.manual_seed(0)
+    net = SlarmNet(CFG.replace(pose_encoding="relative", motion_matching=True, attention="window:3")).eval()
+    batch = batch_from(frame_sets(4, height=32, width=48, speed=10.0), CFG)
+    angle = torch.tensor(0.7)
+    move = torch.eye(4)
+    move[:3, :3] = torch.tensor([[angle.cos(), 0, angle.sin()], [0, 1, 0], [-angle.sin(), 0, angle.cos()]])
+    move[:3, 3] = torch.tensor([25.0, -1.0, -40.0])
+    other = ViewBatch(batch.images, batch.K, move @ batch.cam_to_anchor, batch.times - 3.0)
+    with torch.no_grad():
+        a, b = net(batch), net(other)
+    R, t = move[:3, :3], move[:3, 3]
+    torch.testing.assert_close(a.depth, b.depth, rtol=1e-4, atol=1e-4)
+    for ga, gb in zip(a.gaussians, b.gaussians):
+        torch.testing.assert_close(ga.means @ R.T + t, gb.means, rtol=1e-4, atol=1e-3)
+        torch.testing.assert_close(ga.motion @ R.T, gb.motion, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(quat_multiply(rotmat_to_quat(R).expand_as(ga.quats), ga.quats).abs(), gb.quats.abs(),
+                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(ga.features, gb.features, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(ga.t0 - 3.0, gb.t0)
+    torch.testing.assert_close(a.affine, b.affine, rtol=1e-4, atol=1e-4)
+    # the anchor-encoded network sees the anchor: the same drive gives other Gaussians
+    anchored = SlarmNet(CFG.replace(motion_matching=True, attention="window:3")).eval()
+    with torch.no_grad():
+        assert not torch.allclose(anchored(batch).depth, anchored(other).depth, atol=1e-3)
+    with pytest.raises(ValueError, match="pose_encoding"):
+        CFG.replace(pose_encoding="absolute")
+
+
 def test_shipped_configs_build_and_have_the_documented_sizes():
     tiny, base = SlarmConfig.named("slarm-tiny"), SlarmConfig.named("slarm-base")
     assert (base.dim, base.depth, base.patch_size) == (768, 12, 8)

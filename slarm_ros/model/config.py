@@ -11,6 +11,7 @@ import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 MOTION_FORMS = ("linear", "speed")
+POSE_ENCODINGS = ("anchor", "relative")
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,12 @@ class SlarmConfig:
     time_frequencies: int = 8  # Fourier frequencies of the timestamp embedding
     time_horizon: float = 20.0  # seconds; timestamps are embedded relative to a sequence anchor in [0, horizon)
     attention: str = "window:4"  # full | causal | window:W
+    # How poses and times reach the network. "anchor": each token's rays and time relative to the
+    # sequence anchor (the shipped form). "relative": rays in their timestep's rig frame, and pose and
+    # time only as relative transforms inside global attention (model/relative.py): the network's
+    # output does not depend on where the anchor is, so windows need no anchor lag in training and a
+    # streaming engine moves its anchor without re-encoding.
+    pose_encoding: str = "anchor"
     # The ages (seconds before the current frame) of the anchors training showed a window's last
     # frame: (context - 1) / hz at the latest anchor, plus TrainConfig.anchor_lag_s at the oldest.
     # Streaming moves its anchor on once it is older than anchor_max_age, and puts the new one
@@ -103,6 +110,10 @@ class SlarmConfig:
             raise ValueError(f"motion_degree must be 0..3, got {self.motion_degree}")
         if self.motion_form not in MOTION_FORMS:
             raise ValueError(f"motion_form must be one of {MOTION_FORMS}, got '{self.motion_form}'")
+        if self.pose_encoding not in POSE_ENCODINGS:
+            raise ValueError(f"pose_encoding must be one of {POSE_ENCODINGS}, got '{self.pose_encoding}'")
+        if self.pose_encoding == "relative" and (self.dim // self.num_heads) < 8:
+            raise ValueError(f"pose_encoding 'relative' needs at least 8 channels per head, got {self.dim // self.num_heads}")
         if not 0.0 <= self.head_velocity_scale <= 1.0:
             raise ValueError(f"head_velocity_scale must be in [0, 1], got {self.head_velocity_scale}")
         if self.match_steps_back < 1:

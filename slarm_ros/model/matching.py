@@ -35,6 +35,13 @@ class MatchState:
     cam_to_anchor: Tensor  # (C, 4, 4)
     time: Tensor  # () seconds since the anchor
 
+    def reanchored(self, old_to_new: Tensor, time_shift: float) -> "MatchState":
+        """The same state in another anchor frame: old_to_new (4, 4) maps old anchor coordinates to new
+        ones, metres; time_shift is the new anchor's time minus the old one's, seconds."""
+        g = old_to_new.to(self.means.dtype)
+        return MatchState(self.means @ g[:3, :3].T + g[:3, 3], self.descriptors, self.colours, self.K,
+                          g @ self.cam_to_anchor, self.time - time_shift)
+
 
 @dataclass(frozen=True)
 class Candidates:

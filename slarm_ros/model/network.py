@@ -11,6 +11,7 @@ from .config import SlarmConfig, parse_attention
 from .heads import HIDDEN, AffineHead, GaussianHead, SkyHead, decode_gaussians, downsample_images
 from .layers import Block, GlobalBlock, KVCache
 from .matching import MatchState, MotionMatcher
+from .relative import RelativeFrames
 from .smoothing import smooth_motion
 from .tokens import TokenEmbedding
 
@@ -72,8 +73,8 @@ class SlarmNet(nn.Module):
         """All timesteps in one pass with the temporal mask ``attention`` (default: the config's)."""
         mode, window = parse_attention(attention or self.cfg.attention)
 
-        def global_block(block: GlobalBlock, x: Tensor, _layer: int) -> Tensor:
-            return block.forward_offline(x, mode, window)
+        def global_block(block: GlobalBlock, x: Tensor, _layer: int, frames: RelativeFrames | None) -> Tensor:
+            return block.forward_offline(x, mode, window, frames)
 
         return self._run(batch, global_block, [])[0]
 
@@ -82,8 +83,8 @@ class SlarmNet(nn.Module):
         if batch.num_steps != 1:
             raise ValueError(f"step takes one timestep, got {batch.num_steps}")
 
-        def global_block(block: GlobalBlock, x: Tensor, layer: int) -> Tensor:
-            return block.forward_step(x, cache, layer)
+        def global_block(block: GlobalBlock, x: Tensor, layer: int, frames: RelativeFrames | None) -> Tensor:
+            return block.forward_step(x, cache, layer, frames)
 
         prediction, cache.match = self._run(batch, global_block, cache.match)
         return prediction
@@ -93,11 +94,12 @@ class SlarmNet(nn.Module):
         cfg = self.cfg
         x = self.tokens(batch.images, batch.K, batch.cam_to_anchor, batch.times)  # (T, C, M, D)
         t, c, m, d = x.shape
+        frames = RelativeFrames(batch.cam_to_anchor[:, 0], batch.times) if cfg.pose_encoding == "relative" else None
         tapped = None
         global_index = 0
         for i, block in enumerate(self.blocks):
             if isinstance(block, GlobalBlock):
-                x = global_block(block, x.reshape(t, c * m, d), global_index).reshape(t, c, m, d)
+                x = global_block(block, x.reshape(t, c * m, d), global_index, frames).reshape(t, c, m, d)
                 global_index += 1
             else:
                 x = block(x.reshape(t * c, m, d)).reshape(t, c, m, d)

@@ -51,14 +51,16 @@ class TokenEmbedding(nn.Module):
         self.ray_embed = nn.Conv2d(6, cfg.dim, p, stride=p)
         gh, gw = cfg.patch_grid
         self.pos_embed = nn.Parameter(torch.randn(1, gh * gw, cfg.dim) * 0.02)
-        self.time_embed = TimeEmbedding(cfg.dim, cfg.time_frequencies, cfg.time_horizon)
+        # relative: the timestep's time and pose reach global attention instead (model/relative.py)
+        self.time_embed = None if cfg.pose_encoding == "relative" else TimeEmbedding(
+            cfg.dim, cfg.time_frequencies, cfg.time_horizon)
         self.sky_token = nn.Parameter(torch.randn(cfg.dim) * 0.02)
         self.affine_tokens = nn.Parameter(torch.randn(cfg.num_cameras, cfg.dim) * 0.02)
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
 
     def plucker_image(self, K: Tensor, cam_to_anchor: Tensor) -> Tensor:
-        """(N, 6, H, W) Plücker coordinates of every pixel's ray in the anchor frame."""
+        """(N, 6, H, W) Plücker coordinates of every pixel's ray in the frame of ``cam_to_anchor`` (N, 4, 4)."""
         cfg = self.cfg
         pixels = grid_pixels(cfg.image_height, cfg.image_width, device=K.device, dtype=K.dtype)
         pose = cam_to_anchor.clone()
@@ -74,10 +76,12 @@ class TokenEmbedding(nn.Module):
         t, c = images.shape[:2]
         flat = images.flatten(0, 1)
         x = self.patch_embed((flat - self.mean) / self.std)
+        if self.cfg.pose_encoding == "relative":  # rays in their timestep's rig frame: no token says where the anchor is
+            cam_to_anchor = torch.linalg.inv(cam_to_anchor[:, :1]) @ cam_to_anchor
         x = x + self.ray_embed(self.plucker_image(K.flatten(0, 1), cam_to_anchor.flatten(0, 1)))
         x = x.flatten(2).transpose(1, 2) + self.pos_embed  # (T*C, P, D)
         x = x.reshape(t, c, -1, self.cfg.dim)
         sky = self.sky_token.expand(t, c, 1, -1)
         affine = self.affine_tokens[None, :c, None, :].expand(t, c, 1, -1)
         tokens = torch.cat([sky, affine, x], dim=2)
-        return tokens + self.time_embed(times)[:, None, None, :]
+        return tokens if self.time_embed is None else tokens + self.time_embed(times)[:, None, None, :]

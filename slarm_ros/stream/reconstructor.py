@@ -188,15 +188,22 @@ class Reconstructor:
 
     def _rebase(self, now: float) -> None:
         """Move the anchor to the past timestep anchor_min_age before ``now`` (the oldest one kept in a
-        younger stream; never after the window's oldest frame) and re-encode the window."""
-        self.cache = self.model.new_cache(self.window)
+        younger stream; never after the window's oldest frame) and re-encode the window, or, for a
+        network that sees only relative poses, move its cache to the new anchor."""
         latest = now - self.anchor_min_age
         if self.recent:
             latest = min(latest, self.recent[0].stamp)
         older = [(stamp, pose) for stamp, pose in self.past_poses if stamp <= latest + STAMP_EPS_S]
+        old_pose, old_time = self.anchor_pose, self.anchor_time
         self._set_anchor(*(older[-1] if older else self.past_poses[0]))  # a rebase follows a first step
-        for frames in self.recent:
-            self.model.step(self._batch([frames]), self.cache)
+        if self.cfg.pose_encoding == "relative":
+            old_to_new = torch.as_tensor(np.linalg.inv(self.anchor_pose) @ old_pose, dtype=torch.float32,
+                                         device=self.device)
+            self.cache.reanchor(old_to_new, self.anchor_time - old_time)
+        else:
+            self.cache = self.model.new_cache(self.window)
+            for frames in self.recent:
+                self.model.step(self._batch([frames]), self.cache)
         self.rebases += 1
 
     # --- the doors --------------------------------------------------------------------

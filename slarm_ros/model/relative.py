@@ -1,0 +1,103 @@
+"""Relative pose and time in global attention: a network that does not see where its anchor is.
+
+With ``pose_encoding: relative`` no token carries the anchor: rays enter in their own timestep's
+rig frame (camera 0 at that time), and the timestep's rig pose and time enter global attention
+only as transforms of queries, keys and values whose products depend on the pair's relative pose
+and time difference (as GTA and PRoPE do for poses, RoPE for positions). For a query of timestep i
+and a key of timestep j:
+
+    q_i' = F_i^-T q_i,  k_j' = F_j k_j,  v_j' = F_j v_j,  out_i = F_i^-1 sum_j a_ij v_j'
+
+so that q_i' . k_j' = q_i . F_i^-1 F_j k_j. F is block-diagonal per head: 4x4 blocks holding the rig
+pose (translation in units of POSE_SCALE_M) on one half of the channels, 2x2 rotations by
+omega * time on the other. Keys and values are cached transformed, in the anchor frame; a new
+anchor G (old anchor coordinates -> new) and a time shift dt turn them into the new anchor's by
+one more transform (``reanchor``), so a streaming engine never re-encodes its window to move on.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .tokens import POSE_SCALE_M  # the pose blocks' translation unit, as the rays'
+PERIOD_MIN_S = 0.5  # the shortest and longest periods of the time rotations
+PERIOD_MAX_S = 60.0
+
+
+def split_channels(head_dim: int) -> tuple[int, int]:
+    """Channels of one head given to pose blocks (multiple of 4) and to time pairs (multiple of 2)."""
+    pose = (head_dim // 2) // 4 * 4
+    return pose, (head_dim - pose) // 2 * 2
+
+
+def time_frequencies(pairs: int, device=None, dtype=None) -> Tensor:
+    """(pairs,) angular frequencies, rad/s, with periods spread geometrically over PERIOD_MIN_S..PERIOD_MAX_S."""
+    periods = torch.logspace(math.log10(PERIOD_MIN_S), math.log10(PERIOD_MAX_S), max(pairs, 1), device=device,
+                             dtype=dtype)[:pairs]
+    return 2 * math.pi / periods
+
+
+@dataclass(frozen=True)
+class RelativeFrames:
+    """Per-timestep rig pose and time: what global attention is made relative to."""
+
+    rig_to_anchor: Tensor  # (T, 4, 4) camera 0's pose, anchor frame, metres
+    times: Tensor  # (T,) seconds since the anchor
+
+    def transforms(self) -> tuple[Tensor, Tensor]:
+        """F (T, 4, 4) with scaled translation, and F^-1."""
+        pose = self.rig_to_anchor.clone()
+        pose[:, :3, 3] = pose[:, :3, 3] / POSE_SCALE_M
+        return pose, torch.linalg.inv(pose)
+
+
+def _apply(x: Tensor, pose: Tensor, angles: Tensor) -> Tensor:
+    """x (T, H, M, d) -> block transform per timestep: pose (T, 4, 4) on the pose channels, rotation by
+    angles (T, pairs) on the time channels; other channels unchanged."""
+    d = x.shape[-1]
+    n_pose, n_time = split_channels(d)
+    p, t, rest = x.split([n_pose, n_time, d - n_pose - n_time], dim=-1)
+    p = torch.einsum("tij,thmbj->thmbi", pose, p.unflatten(-1, (n_pose // 4, 4))).flatten(-2)
+    a, b = t.unflatten(-1, (n_time // 2, 2)).unbind(-1)
+    cos, sin = angles.cos()[:, None, None], angles.sin()[:, None, None]
+    t = torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
+    return torch.cat([p, t, rest], dim=-1)
+
+
+def _angles(times: Tensor, head_dim: int, sign: float = 1.0) -> Tensor:
+    """times (T,) s -> (T, pairs) rotation angles of the time channels, rad."""
+    pairs = split_channels(head_dim)[1] // 2
+    return sign * times[:, None] * time_frequencies(pairs, times.device, times.dtype)
+
+
+def encode_keys(x: Tensor, frames: RelativeFrames) -> Tensor:
+    """Keys or values (T, H, M, d) of the timesteps of ``frames`` -> F_j x."""
+    pose, _ = frames.transforms()
+    return _apply(x, pose, _angles(frames.times, x.shape[-1]))
+
+
+def encode_queries(q: Tensor, frames: RelativeFrames) -> Tensor:
+    """Queries (T, H, M, d) -> F_i^-T q (the rotations' inverse transpose is the rotation itself)."""
+    _, inverse = frames.transforms()
+    return _apply(q, inverse.transpose(-1, -2), _angles(frames.times, q.shape[-1]))
+
+
+def decode_outputs(x: Tensor, frames: RelativeFrames) -> Tensor:
+    """Attention outputs (T, H, M, d) of the queried timesteps -> F_i^-1 x, back in each one's own frame."""
+    _, inverse = frames.transforms()
+    return _apply(x, inverse, _angles(frames.times, x.shape[-1], sign=-1.0))
+
+
+def reanchor(x: Tensor, old_to_new: Tensor, time_shift: float) -> Tensor:
+    """Cached keys or values (T, H, M, d), encoded in one anchor -> encoded in another.
+
+    old_to_new (4, 4): old anchor coordinates -> new ones, metres; time_shift: new anchor time
+    minus old, seconds (every time since the anchor falls by it)."""
+    g = old_to_new.to(x.dtype).clone()
+    g[:3, 3] = g[:3, 3] / POSE_SCALE_M
+    t = x.shape[0]
+    shift = torch.full((t,), -float(time_shift), dtype=x.dtype, device=x.device)
+    return _apply(x, g.expand(t, 4, 4), _angles(shift, x.shape[-1]))
