@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .relative import RelativeFrames, decode_outputs, encode_keys, encode_queries, reanchor
+from .relative import RelativeFrames, encode_keys, encode_queries, reanchor
 
 
 class Attention(nn.Module):
@@ -71,7 +71,7 @@ class KVCache:
 
     Each entry holds (k, v) of shape (n, H, M, D/H): n past timesteps, M tokens per timestep.
     With a window of W timesteps only the last W - 1 are kept: all that the next step needs.
-    A network with relative pose encoding caches them encoded in the anchor frame (model/relative.py).
+    A network with relative pose encoding caches its keys encoded in the anchor frame (model/relative.py).
     """
 
     window: int | None  # None: unbounded (causal)
@@ -83,9 +83,9 @@ class KVCache:
         return 0 if not self.layers or self.layers[0] is None else self.layers[0][0].shape[0]
 
     def reanchor(self, old_to_new: Tensor, time_shift: float) -> None:
-        """Move relative-encoded keys and values, and the matcher's states, to a new anchor: old_to_new (4, 4) maps old anchor
-        coordinates to new ones, metres; time_shift is the new anchor's time minus the old one's, s."""
-        self.layers = [None if entry is None else tuple(reanchor(x, old_to_new, time_shift) for x in entry)
+        """Move relative-encoded keys, and the matcher's states, to a new anchor: old_to_new (4, 4) maps
+        old anchor coordinates to new ones, metres; time_shift is the new anchor's time minus the old one's, s."""
+        self.layers = [None if entry is None else (reanchor(entry[0], old_to_new, time_shift), entry[1])
                        for entry in self.layers]
         self.match = [state.reanchored(old_to_new, time_shift) for state in self.match]
 
@@ -123,24 +123,24 @@ def temporal_attention(q: Tensor, k: Tensor, v: Tensor, q_times: range, mode: st
 class GlobalBlock(Block):
     """A block whose attention spans all cameras and the timesteps the temporal mask allows.
 
-    ``frames`` (relative pose encoding): each timestep's rig pose and time, applied to queries, keys
-    and values so that attention sees only relative poses and times (model/relative.py).
+    ``frames`` (relative pose encoding): each timestep's rig pose and time, applied to queries and
+    keys so that attention weighs timesteps by relative pose and time only (model/relative.py).
     """
 
     def _qkv(self, x: Tensor, frames: RelativeFrames | None) -> tuple[Tensor, Tensor, Tensor]:
         q, k, v = self.attn.qkv_heads(self.norm1(x))
         if frames is None:
             return q, k, v
-        return encode_queries(q, frames), encode_keys(k, frames), encode_keys(v, frames)
+        return encode_queries(q, frames), encode_keys(k, frames), v
 
-    def _out(self, x: Tensor, out: Tensor, frames: RelativeFrames | None) -> Tensor:
-        x = x + self.attn.merge(out if frames is None else decode_outputs(out, frames))
+    def _out(self, x: Tensor, out: Tensor) -> Tensor:
+        x = x + self.attn.merge(out)
         return x + self.mlp(self.norm2(x))
 
     def forward_offline(self, x: Tensor, mode: str, window: int | None, frames: RelativeFrames | None = None) -> Tensor:
         """x: (T, M, D), all timesteps of a sequence."""
         q, k, v = self._qkv(x, frames)
-        return self._out(x, temporal_attention(q, k, v, range(x.shape[0]), mode, window), frames)
+        return self._out(x, temporal_attention(q, k, v, range(x.shape[0]), mode, window))
 
     def forward_step(self, x: Tensor, cache: KVCache, layer: int, frames: RelativeFrames | None = None) -> Tensor:
         """x: (1, M, D), one new timestep; reads and updates ``cache.layers[layer]``."""
@@ -155,4 +155,4 @@ class GlobalBlock(Block):
                                  cache.window)
         drop = 0 if cache.window is None else max(0, k_all.shape[0] - (cache.window - 1))
         cache.layers[layer] = (k_all[drop:], v_all[drop:]) if drop < k_all.shape[0] else None
-        return self._out(x, out, frames)
+        return self._out(x, out)

@@ -2,17 +2,19 @@
 
 With ``pose_encoding: relative`` no token carries the anchor: rays enter in their own timestep's
 rig frame (camera 0 at that time), and the timestep's rig pose and time enter global attention
-only as transforms of queries, keys and values whose products depend on the pair's relative pose
-and time difference (as GTA and PRoPE do for poses, RoPE for positions). For a query of timestep i
-and a key of timestep j:
+only as transforms of queries and keys whose products depend on the pair's relative pose and time
+difference (as GTA and PRoPE do for poses, RoPE for positions). For a query of timestep i and a
+key of timestep j:
 
-    q_i' = F_i^-T q_i,  k_j' = F_j k_j,  v_j' = F_j v_j,  out_i = F_i^-1 sum_j a_ij v_j'
+    q_i' = F_i^-T q_i,  k_j' = F_j k_j,  so that  q_i' . k_j' = q_i . F_i^-1 F_j k_j
 
-so that q_i' . k_j' = q_i . F_i^-1 F_j k_j. F is block-diagonal per head: 4x4 blocks holding the rig
-pose (translation in units of POSE_SCALE_M) on one half of the channels, 2x2 rotations by
-omega * time on the other. Keys and values are cached transformed, in the anchor frame; a new
-anchor G (old anchor coordinates -> new) and a time shift dt turn them into the new anchor's by
-one more transform (``reanchor``), so a streaming engine never re-encodes its window to move on.
+F is block-diagonal per head: 4x4 blocks holding the rig pose (translation in units of
+POSE_SCALE_M) on one half of the channels, 2x2 rotations by omega * time on the other. Values pass
+unchanged: what a timestep tells another is its content, and only how much it is listened to
+depends on where and when it was seen (transforming values as well scrambled that content across
+time: docs/training.md). Keys are cached transformed, in the anchor frame; a new anchor G (old
+anchor coordinates -> new) and a time shift dt turn them into the new anchor's by one more
+transform (``reanchor``), so a streaming engine never re-encodes its window to move on.
 """
 from __future__ import annotations
 
@@ -74,7 +76,7 @@ def _angles(times: Tensor, head_dim: int, sign: float = 1.0) -> Tensor:
 
 
 def encode_keys(x: Tensor, frames: RelativeFrames) -> Tensor:
-    """Keys or values (T, H, M, d) of the timesteps of ``frames`` -> F_j x."""
+    """Keys (T, H, M, d) of the timesteps of ``frames`` -> F_j k."""
     pose, _ = frames.transforms()
     return _apply(x, pose, _angles(frames.times, x.shape[-1]))
 
@@ -85,14 +87,8 @@ def encode_queries(q: Tensor, frames: RelativeFrames) -> Tensor:
     return _apply(q, inverse.transpose(-1, -2), _angles(frames.times, q.shape[-1]))
 
 
-def decode_outputs(x: Tensor, frames: RelativeFrames) -> Tensor:
-    """Attention outputs (T, H, M, d) of the queried timesteps -> F_i^-1 x, back in each one's own frame."""
-    _, inverse = frames.transforms()
-    return _apply(x, inverse, _angles(frames.times, x.shape[-1], sign=-1.0))
-
-
 def reanchor(x: Tensor, old_to_new: Tensor, time_shift: float) -> Tensor:
-    """Cached keys or values (T, H, M, d), encoded in one anchor -> encoded in another.
+    """Cached keys (T, H, M, d), encoded in one anchor -> encoded in another.
 
     old_to_new (4, 4): old anchor coordinates -> new ones, metres; time_shift: new anchor time
     minus old, seconds (every time since the anchor falls by it)."""
