@@ -122,8 +122,8 @@ def test_with_head_velocity_scale_zero_the_velocity_is_the_matched_one_alone():
 
 
 def test_with_relative_pose_encoding_the_output_moves_rigidly_with_the_anchor():
-    """The same drive given relative to another anchor (turned, moved, later): depth, features and the
-    rendered-frame quantities agree, and Gaussians and motion are the same world points and vectors."""
+    """The same drive given relative to another anchor (turned, moved, later): depth, features, colour
+    transforms and the sky agree, and Gaussians and motion are the same world points and vectors."""
     from slarm_ros.geometry import quat_multiply, rotmat_to_quat
     torch.manual_seed(0)
     net = SlarmNet(CFG.replace(pose_encoding="relative", motion_matching=True, attention="window:3")).eval()
@@ -145,6 +145,11 @@ def test_with_relative_pose_encoding_the_output_moves_rigidly_with_the_anchor():
         torch.testing.assert_close(ga.features, gb.features, rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(ga.t0 - 3.0, gb.t0)
     torch.testing.assert_close(a.affine, b.affine, rtol=1e-4, atol=1e-4)
+    directions = F.normalize(torch.randn(50, 3), dim=-1)  # the same world directions, in each anchor frame
+    with torch.no_grad():
+        sky_a = net.sky_colour(directions, a.sky_tokens[-1], a.sky_frames[-1])
+        sky_b = net.sky_colour(directions @ R.T, b.sky_tokens[-1], b.sky_frames[-1])
+    torch.testing.assert_close(sky_a, sky_b, rtol=1e-4, atol=1e-4)
     # the anchor-encoded network sees the anchor: the same drive gives other Gaussians
     anchored = SlarmNet(CFG.replace(motion_matching=True, attention="window:3")).eval()
     with torch.no_grad():

@@ -40,6 +40,9 @@ class Prediction:
     gaussians: list[Gaussians4D]  # T entries of C*h*w Gaussians each
     depth: Tensor  # (T, C, h, w) distance along each Gaussian's ray, metres
     sky_tokens: Tensor  # (T, D)
+    # (T, 3, 3) rotation of the frame each timestep's sky token describes -> anchor frame: the anchor
+    # frame itself, or with relative pose encoding the timestep's rig frame (see SlarmNet.sky_colour)
+    sky_frames: Tensor
     affine: Tensor  # (T, C, 3, 4)
     dynamic: Tensor | None = None  # (T, C*h*w) motion gate in (0, 1), with cfg.motion_gate
 
@@ -135,10 +138,17 @@ class SlarmNet(nn.Module):
             gaussians=gaussians,
             depth=depth,
             sky_tokens=x[:, :, 0].mean(dim=1),
+            sky_frames=(batch.cam_to_anchor[:, 0, :3, :3] if cfg.pose_encoding == "relative"
+                        else torch.eye(3, device=x.device, dtype=x.dtype).expand(t, 3, 3)),
             affine=self.affine_head(x[:, :, 1]),
             dynamic=dynamic,
         )
         return prediction, match
+
+    def sky_colour(self, directions: Tensor, sky_token: Tensor, sky_frame: Tensor) -> Tensor:
+        """Anchor-frame unit ray directions (..., 3) -> RGB (..., 3) of the sky that ``sky_token`` (D,)
+        describes in ``sky_frame`` (3, 3; that frame -> anchor frame, from ``Prediction.sky_frames``)."""
+        return self.sky_head(directions @ sky_frame, sky_token)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by part, for optimisers and for checking that gradients reach each part."""

@@ -70,8 +70,8 @@ class StepResult:
     stamp: float  # absolute seconds
     gaussians: Gaussians4D  # world frame; C*h*w Gaussians, t0 = stamp
     depth: Tensor  # (C, h, w) distance along each Gaussian's ray, metres
-    sky_token: Tensor  # (D,) describes the sky over directions in the anchor frame (see sky_colors)
-    anchor_rotation: np.ndarray  # (3, 3) anchor frame -> world frame at this step
+    sky_token: Tensor  # (D,) describes the sky over directions in the frame of sky_rotation (see sky_colors)
+    sky_rotation: np.ndarray  # (3, 3) the frame the sky token describes -> world frame
     affine: Tensor  # (C, 3, 4) per-camera colour transform
     latency_s: float  # wall time of the step, preprocessing included
     window_fill: int  # timesteps the step attended to (itself included)
@@ -80,10 +80,11 @@ class StepResult:
 def sky_colors(model: SlarmNet, result: StepResult) -> Callable[[Tensor], Tensor]:
     """World-frame unit ray directions (..., 3) -> the sky's RGB (..., 3) of ``result``.
 
-    The network learns the sky in its anchor frame (a level camera's frame: 'up' is the same
-    for every sequence, unlike a map frame's arbitrary yaw), so directions are rotated there.
+    The network learns the sky in its anchor frame, or with relative pose encoding in the
+    timestep's rig frame (both a level camera's frame: 'up' is the same for every sequence, unlike
+    a map frame's arbitrary yaw), so directions are rotated there.
     """
-    R = torch.as_tensor(result.anchor_rotation, dtype=result.sky_token.dtype, device=result.sky_token.device)
+    R = torch.as_tensor(result.sky_rotation, dtype=result.sky_token.dtype, device=result.sky_token.device)
     return lambda d: model.sky_head(d @ R, result.sky_token)
 
 
@@ -268,7 +269,8 @@ class Reconstructor:
 
     def _result(self, pred: Prediction, i: int, stamp: float, latency: float, fill: int) -> StepResult:
         return StepResult(stamp=stamp, gaussians=self._to_world(pred.gaussians[i]), depth=pred.depth[i],
-                          sky_token=pred.sky_tokens[i], anchor_rotation=self.anchor_pose[:3, :3].copy(),
+                          sky_token=pred.sky_tokens[i],
+                          sky_rotation=self.anchor_pose[:3, :3] @ pred.sky_frames[i].double().cpu().numpy(),
                           affine=pred.affine[i], latency_s=latency, window_fill=fill)
 
     def _to_world(self, g: Gaussians4D) -> Gaussians4D:

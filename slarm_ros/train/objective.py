@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..gaussians import Gaussians4D
 from ..geometry import grid_pixels, pixel_rays
-from ..model import SlarmNet
+from ..model import Prediction, SlarmNet
 from ..render.scene import ViewRender, render_gaussians
 from . import losses
 from .data import TargetViews, TrainWindow
@@ -31,12 +31,15 @@ class WindowLoss:
     psnr_self: float  # PSNR (dB) of the last timestep's own render, for the log
 
 
-def render_target(model: SlarmNet, gaussians: Gaussians4D, target: TargetViews, sky_token: Tensor,
+def render_target(model: SlarmNet, gaussians: Gaussians4D, target: TargetViews, pred: Prediction, sky_of: int,
                   affine: Tensor, with_features: bool = True) -> ViewRender:
-    """Render ``gaussians`` (anchor frame) at the target's time into its cameras, sky and colour transform applied."""
+    """Render ``gaussians`` (anchor frame) at the target's time into its cameras, with timestep
+    ``sky_of``'s sky behind and the colour transform ``affine`` applied."""
     _, height, width, _ = target.images.shape
+    sky_token, sky_frame = pred.sky_tokens[sky_of], pred.sky_frames[sky_of]
     return render_gaussians(gaussians, target.time, target.cam_to_anchor, target.K, width, height,
-                            sky=lambda d: model.sky_head(d, sky_token), affine=affine, with_features=with_features)
+                            sky=lambda d: model.sky_colour(d, sky_token, sky_frame), affine=affine,
+                            with_features=with_features)
 
 
 def camera_depth(ray_depth: Tensor, K: Tensor, cfg) -> Tensor:
@@ -63,15 +66,15 @@ def window_loss(model: SlarmNet, window: TrainWindow, teacher: SemanticTeacher, 
     for j, target in enumerate(window.targets):
         if j == 0:  # a context timestep, from its own Gaussians
             own = steps.index(target.step)
-            render = render_target(model, pred.gaussians[own], target, pred.sky_tokens[own], pred.affine[own])
+            render = render_target(model, pred.gaussians[own], target, pred, own, pred.affine[own])
         else:
             i = steps.index(target.step) if target.step in steps else last
-            render = render_target(model, union, target, pred.sky_tokens[last], pred.affine[i])
+            render = render_target(model, union, target, pred, last, pred.affine[i])
         alpha, depth = render.alpha[..., 0], render.depth[..., 0]
         pixel_weights = None
         if j > 0 and weights.static_miss_emphasis > 0:
             with torch.no_grad():
-                static = render_target(model, union.without_motion(), target, pred.sky_tokens[last], pred.affine[i],
+                static = render_target(model, union.without_motion(), target, pred, last, pred.affine[i],
                                        with_features=False)
             pixel_weights = losses.static_miss_weights(static.rgb, target.images, weights.static_miss_emphasis)
         terms["rgb_l1"].append(losses.rgb_l1(render.rgb, target.images, pixel_weights))
