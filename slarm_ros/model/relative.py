@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from .tokens import POSE_SCALE_M  # the pose blocks' translation unit, as the rays'
+
 PERIOD_MIN_S = 0.5  # the shortest and longest periods of the time rotations
 PERIOD_MAX_S = 60.0
 
@@ -69,10 +70,10 @@ def _apply(x: Tensor, pose: Tensor, angles: Tensor) -> Tensor:
     return torch.cat([p, t, rest], dim=-1)
 
 
-def _angles(times: Tensor, head_dim: int, sign: float = 1.0) -> Tensor:
+def _angles(times: Tensor, head_dim: int) -> Tensor:
     """times (T,) s -> (T, pairs) rotation angles of the time channels, rad."""
     pairs = split_channels(head_dim)[1] // 2
-    return sign * times[:, None] * time_frequencies(pairs, times.device, times.dtype)
+    return times[:, None] * time_frequencies(pairs, times.device, times.dtype)
 
 
 def encode_keys(x: Tensor, frames: RelativeFrames) -> Tensor:
