@@ -9,12 +9,12 @@ key of timestep j:
     q_i' = F_i^-T q_i,  k_j' = F_j k_j,  so that  q_i' . k_j' = q_i . F_i^-1 F_j k_j
 
 F is block-diagonal per head: 4x4 blocks holding the rig pose (translation in units of
-POSE_SCALE_M) on one half of the channels, 2x2 rotations by omega * time on the other. Values pass
-unchanged: what a timestep tells another is its content, and only how much it is listened to
-depends on where and when it was seen (transforming values as well scrambled that content across
-time: docs/training.md). Keys are cached transformed, in the anchor frame; a new anchor G (old
-anchor coordinates -> new) and a time shift dt turn them into the new anchor's by one more
-transform (``reanchor``), so a streaming engine never re-encodes its window to move on.
+tokens.POSE_SCALE_M) on one half of the channels, 2x2 rotations by omega * time on the other.
+Values pass unchanged: what a timestep tells another is its content, and only how much it is
+listened to depends on where and when it was seen (transforming values as well scrambled that
+content across time: docs/training.md). Keys are cached transformed, in the anchor frame; a new
+anchor G (old anchor coordinates -> new) and a time shift dt turn them into the new anchor's by
+one more transform (``reanchor``), so a streaming engine never re-encodes its window to move on.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .tokens import POSE_SCALE_M  # the pose blocks' translation unit, as the rays'
+from .tokens import scaled_pose  # the pose blocks' translation unit is the rays'
 
 PERIOD_MIN_S = 0.5  # the shortest and longest periods of the time rotations
 PERIOD_MAX_S = 60.0
@@ -52,8 +52,7 @@ class RelativeFrames:
 
     def transforms(self) -> tuple[Tensor, Tensor]:
         """F (T, 4, 4) with scaled translation, and F^-1."""
-        pose = self.rig_to_anchor.clone()
-        pose[:, :3, 3] = pose[:, :3, 3] / POSE_SCALE_M
+        pose = scaled_pose(self.rig_to_anchor)
         return pose, torch.linalg.inv(pose)
 
 
@@ -93,8 +92,7 @@ def reanchor(x: Tensor, old_to_new: Tensor, time_shift: float) -> Tensor:
 
     old_to_new (4, 4): old anchor coordinates -> new ones, metres; time_shift: new anchor time
     minus old, seconds (every time since the anchor falls by it)."""
-    g = old_to_new.to(x.dtype).clone()
-    g[:3, 3] = g[:3, 3] / POSE_SCALE_M
+    g = scaled_pose(old_to_new.to(x.dtype))
     t = x.shape[0]
     shift = torch.full((t,), -float(time_shift), dtype=x.dtype, device=x.device)
     return _apply(x, g.expand(t, 4, 4), _angles(shift, x.shape[-1]))

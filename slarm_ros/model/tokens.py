@@ -9,8 +9,16 @@ from torch import Tensor, nn
 from ..geometry import grid_pixels, pixel_rays, plucker
 from .config import SlarmConfig
 
-# Translations enter the Plücker moments in units of this many metres, keeping them O(1).
+# Translations enter the Plücker moments (and relative.py's pose blocks) in units of this many
+# metres, keeping them O(1).
 POSE_SCALE_M = 10.0
+
+
+def scaled_pose(pose: Tensor) -> Tensor:
+    """Rigid transforms (..., 4, 4) in metres -> the same with translation in units of POSE_SCALE_M."""
+    out = pose.clone()
+    out[..., :3, 3] = out[..., :3, 3] / POSE_SCALE_M
+    return out
 
 
 def fourier_features(x: Tensor, num_frequencies: int) -> Tensor:
@@ -63,9 +71,7 @@ class TokenEmbedding(nn.Module):
         """(N, 6, H, W) Plücker coordinates of every pixel's ray in the frame of ``cam_to_anchor`` (N, 4, 4)."""
         cfg = self.cfg
         pixels = grid_pixels(cfg.image_height, cfg.image_width, device=K.device, dtype=K.dtype)
-        pose = cam_to_anchor.clone()
-        pose[..., :3, 3] = pose[..., :3, 3] / POSE_SCALE_M
-        origins, dirs = pixel_rays(K, pose, pixels)
+        origins, dirs = pixel_rays(K, scaled_pose(cam_to_anchor), pixels)
         return plucker(origins, dirs).permute(0, 3, 1, 2)
 
     def forward(self, images: Tensor, K: Tensor, cam_to_anchor: Tensor, times: Tensor) -> Tensor:
