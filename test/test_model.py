@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from slarm_ros.gaussians import Gaussians4D
-from slarm_ros.geometry import grid_pixels, pixel_rays
+from slarm_ros.geometry import grid_pixels, pixel_rays, quat_multiply, rotmat_to_quat
 from slarm_ros.model import SlarmConfig, SlarmNet, ViewBatch
 from slarm_ros.model.heads import SPEED_DEAD_ZONE, SPEED_MAX, speed_direction_motion
 from slarm_ros.model.matching import MatchState, MotionMatcher
@@ -124,7 +124,6 @@ def test_with_head_velocity_scale_zero_the_velocity_is_the_matched_one_alone():
 def test_with_relative_pose_encoding_the_output_moves_rigidly_with_the_anchor():
     """The same drive given relative to another anchor (turned, moved, later): depth, features, colour
     transforms and the sky agree, and Gaussians and motion are the same world points and vectors."""
-    from slarm_ros.geometry import quat_multiply, rotmat_to_quat
     torch.manual_seed(0)
     net = SlarmNet(CFG.replace(pose_encoding="relative", motion_matching=True, attention="window:3")).eval()
     batch = batch_from(frame_sets(4, height=32, width=48, speed=10.0), CFG)
