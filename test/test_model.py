@@ -157,6 +157,27 @@ def test_with_relative_pose_encoding_the_output_moves_rigidly_with_the_anchor():
         CFG.replace(pose_encoding="absolute")
 
 
+def test_attention_reach_keeps_a_full_pass_from_listening_to_far_timesteps():
+    """With a fall-off of 0.1 s, what a full pass over 12 timesteps (1.1 s) gives the first one is what a
+    pass over its first 6 gives (the rest lie 0.6 s or more away: logits lowered by 18 or more); without
+    the fall-off, or with a wide one, the later timesteps change it. Times are only ever differenced."""
+    seq = frame_sets(12, height=32, width=48, speed=10.0)
+    first = {}
+    for reach in (0.0, 0.1, 10.0):
+        torch.manual_seed(0)
+        net = SlarmNet(CFG.replace(pose_encoding="relative", attention="full", attention_reach_s=reach)).eval()
+        with torch.no_grad():
+            long, short = net(batch_from(seq, CFG)), net(batch_from(seq[:6], CFG))
+        first[reach] = long.depth[0]
+        # an untrained network's attention is nearly even, so what far timesteps add is small but clear
+        near = torch.allclose(long.depth[0], short.depth[0], rtol=0, atol=1e-5)
+        assert near == (reach == 0.1), reach
+    assert not torch.allclose(first[0.0], first[0.1], rtol=0, atol=1e-5)
+    for bad in (dict(attention_reach_s=-1.0, pose_encoding="relative"), dict(attention_reach_s=1.0)):
+        with pytest.raises(ValueError, match="attention_reach_s"):
+            CFG.replace(**bad)
+
+
 def test_shipped_configs_build_and_have_the_documented_sizes():
     tiny, base = SlarmConfig.named("slarm-tiny"), SlarmConfig.named("slarm-base")
     assert (base.dim, base.depth, base.patch_size) == (768, 12, 8)

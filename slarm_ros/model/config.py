@@ -86,11 +86,17 @@ class SlarmConfig:
     time_horizon: float = 20.0  # seconds; timestamps are embedded relative to a sequence anchor in [0, horizon)
     attention: str = "window:4"  # full | causal | window:W
     # How poses and times reach the network. "anchor": each token's rays and time relative to the
-    # sequence anchor (the shipped form). "relative": rays in their timestep's rig frame, and pose and
-    # time only as relative transforms inside global attention (model/relative.py): the network's
-    # output does not depend on where the anchor is, so windows need no anchor lag in training and a
-    # streaming engine moves its anchor without re-encoding.
+    # sequence anchor (the default; slarm-tiny's first training stages). "relative" (slarm-tiny's): rays
+    # in their timestep's rig frame, and pose and time only as relative transforms inside global
+    # attention (model/relative.py): the network's output does not depend on where the anchor is, so
+    # windows need no anchor lag in training and a streaming engine moves its anchor without re-encoding.
     pose_encoding: str = "anchor"
+    # s; with relative pose encoding, global attention falls off with the time between a query's
+    # timestep and a key's as a Gaussian of this width (model/relative.py): training windows span a
+    # fraction of a second, and an offline pass over a drive must not listen to timesteps seconds
+    # away as no window taught it to. No parameters: a trained network takes it by reconfiguring.
+    # 0: none.
+    attention_reach_s: float = 0.0
     # The ages (seconds before the current frame) of the anchors training showed a window's last
     # frame: (context - 1) / hz at the latest anchor, plus TrainConfig.anchor_lag_s at the oldest.
     # Streaming moves its anchor on once it is older than anchor_max_age, and puts the new one
@@ -114,6 +120,11 @@ class SlarmConfig:
             raise ValueError(f"pose_encoding must be one of {POSE_ENCODINGS}, got '{self.pose_encoding}'")
         if self.pose_encoding == "relative" and (self.dim // self.num_heads) < 8:
             raise ValueError(f"pose_encoding 'relative' needs at least 8 channels per head, got {self.dim // self.num_heads}")
+        if self.attention_reach_s < 0:
+            raise ValueError(f"attention_reach_s must not be negative, got {self.attention_reach_s}")
+        if self.attention_reach_s > 0 and self.pose_encoding != "relative":
+            raise ValueError("attention_reach_s needs pose_encoding 'relative' (an anchor-encoded network's "
+                             "attention does not see times)")
         if not 0.0 <= self.head_velocity_scale <= 1.0:
             raise ValueError(f"head_velocity_scale must be in [0, 1], got {self.head_velocity_scale}")
         if self.match_steps_back < 1:

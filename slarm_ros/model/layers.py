@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .relative import RelativeFrames, encode_keys, encode_queries, reanchor
+from .relative import RelativeFrames, encode_keys, encode_queries, reanchor, time_bias
 
 
 class Attention(nn.Module):
@@ -77,6 +77,13 @@ class KVCache:
     window: int | None  # None: unbounded (causal)
     layers: list[tuple[Tensor, Tensor] | None] = field(default_factory=list)
     match: list = field(default_factory=list)  # the last timesteps' MatchStates, for networks that match motion
+    times: Tensor | None = None  # (n,) the cached timesteps' times since the anchor, s
+
+    def keep_times(self, new: Tensor) -> None:
+        """After a step: append the new timestep's time (1,) and keep as many as the layers keep."""
+        kept = self.timesteps
+        both = new if self.times is None else torch.cat([self.times, new])
+        self.times = both[both.shape[0] - kept:] if kept else None
 
     @property
     def timesteps(self) -> int:
@@ -88,6 +95,7 @@ class KVCache:
         self.layers = [None if entry is None else (reanchor(entry[0], old_to_new, time_shift), entry[1])
                        for entry in self.layers]
         self.match = [state.reanchored(old_to_new, time_shift) for state in self.match]
+        self.times = None if self.times is None else self.times - time_shift
 
     def nbytes(self) -> int:
         tensors = [t for entry in self.layers if entry for t in entry]
@@ -96,27 +104,32 @@ class KVCache:
 
 
 def temporal_attention(q: Tensor, k: Tensor, v: Tensor, q_times: range, mode: str,
-                       window: int | None, k_offset: int = 0) -> Tensor:
+                       window: int | None, k_offset: int = 0, bias: Tensor | None = None) -> Tensor:
     """Attention of each queried timestep to the keys it may see.
 
     q: (Tq, H, M, d) queries of timesteps ``q_times`` (absolute indices);
     k, v: (Tk, H, M, d) keys/values of timesteps k_offset .. k_offset + Tk - 1.
     mode 'full': every query sees every key; 'causal': keys up to its own timestep;
-    'window': the last ``window`` timesteps up to its own. Returns (Tq, H, M, d).
+    'window': the last ``window`` timesteps up to its own.
+    bias: (Tq, Tk) logits added between a query timestep and a key timestep, or None.
+    Returns (Tq, H, M, d).
     """
     tq, h, m, d = q.shape
-    if mode == "full":
+    if mode == "full" and bias is None:
         keys = k.permute(1, 0, 2, 3).reshape(1, h, -1, d)
         values = v.permute(1, 0, 2, 3).reshape(1, h, -1, d)
         out = F.scaled_dot_product_attention(q.permute(1, 0, 2, 3).reshape(1, h, tq * m, d), keys, values)
         return out.reshape(h, tq, m, d).permute(1, 0, 2, 3)
     outs = []
     for i, t in enumerate(q_times):
-        hi = t - k_offset + 1
-        lo = 0 if mode == "causal" else max(0, hi - window)
+        hi = k.shape[0] if mode == "full" else t - k_offset + 1
+        lo = 0 if mode in ("full", "causal") else max(0, hi - window)
         keys = k[lo:hi].permute(1, 0, 2, 3).reshape(1, h, -1, d)
         values = v[lo:hi].permute(1, 0, 2, 3).reshape(1, h, -1, d)
-        outs.append(F.scaled_dot_product_attention(q[i:i + 1].permute(1, 0, 2, 3).reshape(1, h, m, d), keys, values))
+        # one bias per key timestep, repeated over its tokens and broadcast over heads and queries
+        mask = None if bias is None else bias[i, lo:hi].repeat_interleave(k.shape[2]).to(q.dtype)[None, None, None]
+        outs.append(F.scaled_dot_product_attention(q[i:i + 1].permute(1, 0, 2, 3).reshape(1, h, m, d), keys, values,
+                                                   attn_mask=mask))
     return torch.cat(outs, dim=0)
 
 
@@ -140,7 +153,8 @@ class GlobalBlock(Block):
     def forward_offline(self, x: Tensor, mode: str, window: int | None, frames: RelativeFrames | None = None) -> Tensor:
         """x: (T, M, D), all timesteps of a sequence."""
         q, k, v = self._qkv(x, frames)
-        return self._out(x, temporal_attention(q, k, v, range(x.shape[0]), mode, window))
+        bias = None if frames is None else time_bias(frames.times, frames.times, frames.reach_s)
+        return self._out(x, temporal_attention(q, k, v, range(x.shape[0]), mode, window, bias=bias))
 
     def forward_step(self, x: Tensor, cache: KVCache, layer: int, frames: RelativeFrames | None = None) -> Tensor:
         """x: (1, M, D), one new timestep; reads and updates ``cache.layers[layer]``."""
@@ -151,8 +165,12 @@ class GlobalBlock(Block):
         else:
             k_all, v_all = k, v
         mode = "causal" if cache.window is None else "window"
+        bias = None
+        if frames is not None and frames.reach_s > 0:
+            k_times = frames.times if past is None else torch.cat([cache.times, frames.times])
+            bias = time_bias(frames.times, k_times, frames.reach_s)
         out = temporal_attention(q, k_all, v_all, range(k_all.shape[0] - 1, k_all.shape[0]), mode,
-                                 cache.window)
+                                 cache.window, bias=bias)
         drop = 0 if cache.window is None else max(0, k_all.shape[0] - (cache.window - 1))
         cache.layers[layer] = (k_all[drop:], v_all[drop:]) if drop < k_all.shape[0] else None
         return self._out(x, out)

@@ -90,6 +90,7 @@ class SlarmNet(nn.Module):
             return block.forward_step(x, cache, layer, frames)
 
         prediction, cache.match = self._run(batch, global_block, cache.match)
+        cache.keep_times(batch.times)
         return prediction
 
     def _run(self, batch: ViewBatch, global_block,
@@ -97,7 +98,8 @@ class SlarmNet(nn.Module):
         cfg = self.cfg
         x = self.tokens(batch.images, batch.K, batch.cam_to_anchor, batch.times)  # (T, C, M, D)
         t, c, m, d = x.shape
-        frames = RelativeFrames(batch.cam_to_anchor[:, 0], batch.times) if cfg.pose_encoding == "relative" else None
+        frames = (RelativeFrames(batch.cam_to_anchor[:, 0], batch.times, cfg.attention_reach_s)
+                  if cfg.pose_encoding == "relative" else None)
         tapped = None
         global_index = 0
         for i, block in enumerate(self.blocks):

@@ -15,6 +15,12 @@ listened to depends on where and when it was seen (transforming values as well s
 content across time: docs/training.md). Keys are cached transformed, in the anchor frame; a new
 anchor G (old anchor coordinates -> new) and a time shift dt turn them into the new anchor's by
 one more transform (``reanchor``), so a streaming engine never re-encodes its window to move on.
+
+Attention may also fall off with the time between two timesteps (``reach_s``): a Gaussian bias
+-(t_i - t_j)^2 / (2 reach_s^2) on the logits (``time_bias``). Training windows span a fraction of a
+second, so nothing in training tells a query what a key seconds away is worth; the fall-off keeps
+an offline pass over a whole drive from listening to timesteps no window ever showed (as ALiBi
+keeps language models to the distances they were trained on), and costs nothing within a window.
 """
 from __future__ import annotations
 
@@ -49,11 +55,21 @@ class RelativeFrames:
 
     rig_to_anchor: Tensor  # (T, 4, 4) camera 0's pose, anchor frame, metres
     times: Tensor  # (T,) seconds since the anchor
+    reach_s: float = 0.0  # the width of attention's fall-off with time, s (``time_bias``); 0: none
 
     def transforms(self) -> tuple[Tensor, Tensor]:
         """F (T, 4, 4) with scaled translation, and F^-1."""
         pose = scaled_pose(self.rig_to_anchor)
         return pose, torch.linalg.inv(pose)
+
+
+def time_bias(q_times: Tensor, k_times: Tensor, reach_s: float) -> Tensor | None:
+    """(Tq, Tk) logits added to attention from a query timestep to a key timestep:
+    -(t_q - t_k)^2 / (2 reach_s^2), times in s. None when reach_s is 0 (no fall-off)."""
+    if reach_s <= 0:
+        return None
+    gap = q_times[:, None] - k_times[None, :]
+    return -0.5 * (gap / reach_s) ** 2
 
 
 def _apply(x: Tensor, pose: Tensor, angles: Tensor) -> Tensor:
