@@ -166,7 +166,7 @@ class GlobalBlock(Block):
             k_all, v_all = k, v
         mode = "causal" if cache.window is None else "window"
         bias = None
-        if frames is not None and frames.reach_s > 0:
+        if frames is not None:  # the cache keeps its timesteps' times (KVCache.keep_times)
             k_times = frames.times if past is None else torch.cat([cache.times, frames.times])
             bias = time_bias(frames.times, k_times, frames.reach_s)
         out = temporal_attention(q, k_all, v_all, range(k_all.shape[0] - 1, k_all.shape[0]), mode,
