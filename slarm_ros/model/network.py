@@ -148,8 +148,9 @@ class SlarmNet(nn.Module):
         return prediction, match
 
     def sky_colour(self, directions: Tensor, sky_token: Tensor, sky_frame: Tensor) -> Tensor:
-        """Anchor-frame unit ray directions (..., 3) -> RGB (..., 3) of the sky that ``sky_token`` (D,)
-        describes in ``sky_frame`` (3, 3; that frame -> anchor frame, from ``Prediction.sky_frames``)."""
+        """Unit ray directions (..., 3) -> RGB (..., 3) of the sky that ``sky_token`` (D,) describes in
+        ``sky_frame`` (3, 3): that frame -> the directions' frame (the anchor frame with
+        ``Prediction.sky_frames``; the world frame with ``StepResult.sky_rotation``)."""
         return self.sky_head(directions @ sky_frame, sky_token)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:

@@ -85,7 +85,7 @@ def sky_colors(model: SlarmNet, result: StepResult) -> Callable[[Tensor], Tensor
     a map frame's arbitrary yaw), so directions are rotated there.
     """
     R = torch.as_tensor(result.sky_rotation, dtype=result.sky_token.dtype, device=result.sky_token.device)
-    return lambda d: model.sky_head(d @ R, result.sky_token)
+    return lambda d: model.sky_colour(d, result.sky_token, R)
 
 
 class Reconstructor:
