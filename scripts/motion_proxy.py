@@ -32,7 +32,7 @@ from slarm_ros.train.validate import score_window
 
 # slarm-tiny made small; without matching unless --model turns it on. Scored on the network's own
 # motion: slow Gaussians are held still only where a script asks (motion_ablate --static-speeds).
-# Anchor-encoded, as every proxy run of docs/training.md but the relative ones (--model turns it on).
+# Anchor-encoded, as every proxy run of docs/motion-study.md but the relative ones (--model turns it on).
 NETWORK = dict(num_cameras=1, image_height=40, image_width=64, dim=64, depth=2, num_heads=2, motion_matching=False,
                static_speed=0.0, motion_smoothing_radius=0, pose_encoding="anchor", attention_reach_s=0.0)
 WORLD = dict(cameras=1, moving_cars=30)

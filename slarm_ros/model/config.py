@@ -45,7 +45,7 @@ class SlarmConfig:
     motion_scale: float = 5.0  # m/s (m/s^2, m/s^3) per unit of the linear head's output
     motion_matching: bool = False  # velocity evidence from matching an earlier timestep (model/matching.py)
     # multiplies the head's own velocity; 0: velocity is the matched one alone, the head predicting
-    # only acceleration and jerk (its velocity guess does not carry over to unseen drives; docs/training.md)
+    # only acceleration and jerk (its velocity guess does not carry over to unseen drives; docs/motion-study.md)
     head_velocity_scale: float = 1.0
     match_steps_back: int = 1  # match against the timestep this many steps back (fewer where the stream is younger)
     # matching cells are match_pool x match_pool Gaussians; the search covers (2 match_radius + 1)^2 cells
@@ -58,7 +58,7 @@ class SlarmConfig:
     # log ratio of its range and the Gaussian's, both from the earlier camera (learnt from there on).
     # A surface does not jump in range between the two timesteps; without it a Gaussian at a moving
     # actor's edge matches the background the actor uncovered. 0: no such term (the shipped form;
-    # trained with it, the motion proxy did worse: docs/training.md).
+    # trained with it, the motion proxy did worse: docs/motion-study.md).
     match_range_weight: float = 0.0
     motion_gate: bool = False  # a per-Gaussian gate in (0, 1) on all its motion; the `dynamic` loss pushes it to 0
     # m/s; Gaussians whose velocity at their own time is below this stand still (every order of motion
@@ -68,7 +68,7 @@ class SlarmConfig:
     # multiplies every order of motion of the Gaussians left moving (after static_speed). Rendering
     # other timestamps teaches motion that points the right way but falls short of its length, since a
     # wrong motion costs more photometric error than a short one. Inference only, like static_speed;
-    # chosen on training drives (docs/training.md). 1: none.
+    # chosen on training drives (docs/motion-study.md). 1: none.
     motion_gain: float = 1.0
     # Gaussian-grid cells; before the hold, each Gaussian's motion becomes the mean over the
     # (2 r + 1)^2 Gaussians around it in its image, weighted by likeness in range and colour and by
