@@ -8,6 +8,7 @@ from slarm_ros.geometry import grid_pixels, pixel_rays, quat_multiply, rotmat_to
 from slarm_ros.model import SlarmConfig, SlarmNet, ViewBatch
 from slarm_ros.model.heads import SPEED_DEAD_ZONE, SPEED_MAX, speed_direction_motion
 from slarm_ros.model.matching import MatchState, MotionMatcher
+from slarm_ros.model.relative import RelativeFrames, decode_output, encode_values, split_channels
 from slarm_ros.model.smoothing import smooth_motion
 from slarm_ros.render.scene import render_gaussians
 from slarm_ros.random_drive import frame_sets
@@ -121,11 +122,14 @@ def test_with_head_velocity_scale_zero_the_velocity_is_the_matched_one_alone():
         CFG.replace(head_velocity_scale=1.5)
 
 
-def test_with_relative_pose_encoding_the_output_moves_rigidly_with_the_anchor():
+@pytest.mark.parametrize("value_time", [False, True])
+def test_with_relative_pose_encoding_the_output_moves_rigidly_with_the_anchor(value_time):
     """The same drive given relative to another anchor (turned, moved, later): depth, features, colour
-    transforms and the sky agree, and Gaussians and motion are the same world points and vectors."""
+    transforms and the sky agree, and Gaussians and motion are the same world points and vectors,
+    also with values turned by time."""
     torch.manual_seed(0)
-    net = SlarmNet(CFG.replace(pose_encoding="relative", motion_matching=True, attention="window:3")).eval()
+    net = SlarmNet(CFG.replace(pose_encoding="relative", motion_matching=True, attention="window:3",
+                               relative_value_time=value_time)).eval()
     batch = batch_from(frame_sets(4, height=32, width=48, speed=10.0), CFG)
     angle = torch.tensor(0.7)
     move = torch.eye(4)
@@ -149,12 +153,41 @@ def test_with_relative_pose_encoding_the_output_moves_rigidly_with_the_anchor():
         sky_a = net.sky_colour(directions, a.sky_tokens[-1], a.sky_frames[-1])
         sky_b = net.sky_colour(directions @ R.T, b.sky_tokens[-1], b.sky_frames[-1])
     torch.testing.assert_close(sky_a, sky_b, rtol=1e-4, atol=1e-4)
+    if value_time:  # turning values by time changes what the same weights compute
+        plain = SlarmNet(net.cfg.replace(relative_value_time=False)).eval()
+        plain.load_state_dict(net.state_dict())
+        with torch.no_grad():
+            assert (plain(batch).depth - a.depth).abs().max() > 1e-5
     # the anchor-encoded network sees the anchor: the same drive gives other Gaussians
     anchored = SlarmNet(CFG.replace(motion_matching=True, attention="window:3")).eval()
     with torch.no_grad():
         assert not torch.allclose(anchored(batch).depth, anchored(other).depth, atol=1e-3)
     with pytest.raises(ValueError, match="pose_encoding"):
         CFG.replace(pose_encoding="absolute")
+    with pytest.raises(ValueError, match="relative_value_time"):
+        CFG.replace(relative_value_time=True)  # an anchor-encoded network has no relative times to turn by
+
+
+def test_values_turned_by_time_reach_a_query_turned_by_the_time_between_them():
+    """With value_time, a value of a timestep at t_k reaches a query at t_q with its time channels turned
+    by t_k - t_q alone: the same gap anywhere gives the same, no gap gives the value back, and its pose
+    channels pass unchanged. Without value_time values pass as they are."""
+    torch.manual_seed(0)
+    v = torch.randn(1, 2, 5, 16)
+    pose = torch.eye(4)[None]
+
+    def passed(t_key: float, t_query: float, value_time: bool = True) -> torch.Tensor:
+        key = RelativeFrames(pose, torch.tensor([t_key]), value_time=value_time)
+        query = RelativeFrames(pose, torch.tensor([t_query]), value_time=value_time)
+        return decode_output(encode_values(v, key), query)
+
+    torch.testing.assert_close(passed(0.7, 0.2), passed(3.5, 3.0), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(passed(1.3, 1.3), v, rtol=1e-5, atol=1e-5)
+    n_pose, n_time = split_channels(16)
+    turned = passed(0.7, 0.2)
+    torch.testing.assert_close(turned[..., :n_pose], v[..., :n_pose])
+    assert not torch.allclose(turned[..., n_pose:n_pose + n_time], v[..., n_pose:n_pose + n_time], atol=1e-3)
+    torch.testing.assert_close(passed(0.7, 0.2, value_time=False), v)
 
 
 def test_attention_reach_keeps_a_full_pass_from_listening_to_far_timesteps():

@@ -118,17 +118,18 @@ def test_a_network_trained_without_anchor_lag_is_anchored_where_training_anchore
     assert engine(anchor_max_age=3.0).anchor_max_age == 3.0 and engine().anchor_max_age == TINY.anchor_max_age
 
 
-@pytest.mark.parametrize("encoding, reach", [("relative", 0.0), ("relative", 0.15), ("anchor", 0.0)])
+@pytest.mark.parametrize("encoding, reach, value_time", [("relative", 0.0, False), ("relative", 0.15, False),
+                                                        ("relative", 0.15, True), ("anchor", 0.0, False)])
 def test_a_relative_network_moves_its_anchor_without_re_encoding_and_equals_one_offline_pass(encoding, reach,
-                                                                                             monkeypatch):
-    """Anchored 0.2 s back at every step, a network with relative pose encoding moves its cache, and
-    the times its attention falls off with, to each new anchor (one network pass per frame) and
-    gives, in the world frame, what one offline pass anchored at the first frame gives; a network
-    that sees its anchor is re-encoded and differs."""
+                                                                                             value_time, monkeypatch):
+    """Anchored 0.2 s back at every step, a network with relative pose encoding moves its cache (keys,
+    and values turned by time where it turns them), and the times its attention falls off with, to each
+    new anchor (one network pass per frame) and gives, in the world frame, what one offline pass
+    anchored at the first frame gives; a network that sees its anchor is re-encoded and differs."""
     seq = frame_sets(8, height=64, width=96, speed=10.0)
     torch.manual_seed(0)
     net = SlarmNet(TINY.replace(pose_encoding=encoding, motion_matching=True, anchor_min_age=0.2, anchor_max_age=0.2,
-                                attention_reach_s=reach))
+                                attention_reach_s=reach, relative_value_time=value_time))
     eng = Reconstructor(net, device="cpu")
     passes = []
     step = net.step

@@ -97,6 +97,12 @@ class SlarmConfig:
     # away as no window taught it to. No parameters: a trained network takes it by reconfiguring.
     # 0: none.
     attention_reach_s: float = 0.0
+    # With relative pose encoding, also turn the time channels of attention's values by their
+    # timestep's time and the output back by the query's (model/relative.py), so that what a query
+    # gathers from another timestep arrives turned by the time between them: values otherwise carry
+    # no time, and a query cannot tell which earlier timestep said what. No parameters, but it
+    # changes what a trained network computes: train with it.
+    relative_value_time: bool = False
     # The ages (seconds before the current frame) of the anchors training showed a window's last
     # frame: (context - 1) / hz at the latest anchor, plus TrainConfig.anchor_lag_s at the oldest.
     # Streaming moves its anchor on once it is older than anchor_max_age, and puts the new one
@@ -125,6 +131,8 @@ class SlarmConfig:
         if self.attention_reach_s > 0 and self.pose_encoding != "relative":
             raise ValueError("attention_reach_s needs pose_encoding 'relative' (an anchor-encoded network's "
                              "attention does not see times)")
+        if self.relative_value_time and self.pose_encoding != "relative":
+            raise ValueError("relative_value_time needs pose_encoding 'relative'")
         if not 0.0 <= self.head_velocity_scale <= 1.0:
             raise ValueError(f"head_velocity_scale must be in [0, 1], got {self.head_velocity_scale}")
         if self.match_steps_back < 1:

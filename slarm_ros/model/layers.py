@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .relative import RelativeFrames, encode_keys, encode_queries, reanchor, time_bias
+from .relative import RelativeFrames, decode_output, encode_keys, encode_queries, encode_values, reanchor, time_bias
 
 
 class Attention(nn.Module):
@@ -71,13 +71,15 @@ class KVCache:
 
     Each entry holds (k, v) of shape (n, H, M, D/H): n past timesteps, M tokens per timestep.
     With a window of W timesteps only the last W - 1 are kept: all that the next step needs.
-    A network with relative pose encoding caches its keys encoded in the anchor frame (model/relative.py).
+    A network with relative pose encoding caches its keys encoded in the anchor frame, and under
+    ``relative_value_time`` its values turned by their times (model/relative.py).
     """
 
     window: int | None  # None: unbounded (causal)
     layers: list[tuple[Tensor, Tensor] | None] = field(default_factory=list)
     match: list = field(default_factory=list)  # the last timesteps' MatchStates, for networks that match motion
     times: Tensor | None = None  # (n,) the cached timesteps' times since the anchor, s
+    value_time: bool = False  # the cached values are turned by their times (relative_value_time)
 
     def keep_times(self, new: Tensor) -> None:
         """After a step: append the new timestep's time (1,) and keep as many as the layers keep."""
@@ -92,7 +94,9 @@ class KVCache:
     def reanchor(self, old_to_new: Tensor, time_shift: float) -> None:
         """Move relative-encoded keys, and the matcher's states, to a new anchor: old_to_new (4, 4) maps
         old anchor coordinates to new ones, metres; time_shift is the new anchor's time minus the old one's, s."""
-        self.layers = [None if entry is None else (reanchor(entry[0], old_to_new, time_shift), entry[1])
+        self.layers = [None if entry is None else
+                       (reanchor(entry[0], old_to_new, time_shift),
+                        reanchor(entry[1], None, time_shift) if self.value_time else entry[1])
                        for entry in self.layers]
         self.match = [state.reanchored(old_to_new, time_shift) for state in self.match]
         self.times = None if self.times is None else self.times - time_shift
@@ -144,9 +148,11 @@ class GlobalBlock(Block):
         q, k, v = self.attn.qkv_heads(self.norm1(x))
         if frames is None:
             return q, k, v
-        return encode_queries(q, frames), encode_keys(k, frames), v
+        return encode_queries(q, frames), encode_keys(k, frames), encode_values(v, frames)
 
-    def _out(self, x: Tensor, out: Tensor) -> Tensor:
+    def _out(self, x: Tensor, out: Tensor, frames: RelativeFrames | None) -> Tensor:
+        if frames is not None:
+            out = decode_output(out, frames)
         x = x + self.attn.merge(out)
         return x + self.mlp(self.norm2(x))
 
@@ -154,7 +160,7 @@ class GlobalBlock(Block):
         """x: (T, M, D), all timesteps of a sequence."""
         q, k, v = self._qkv(x, frames)
         bias = None if frames is None else time_bias(frames.times, frames.times, frames.reach_s)
-        return self._out(x, temporal_attention(q, k, v, range(x.shape[0]), mode, window, bias=bias))
+        return self._out(x, temporal_attention(q, k, v, range(x.shape[0]), mode, window, bias=bias), frames)
 
     def forward_step(self, x: Tensor, cache: KVCache, layer: int, frames: RelativeFrames | None = None) -> Tensor:
         """x: (1, M, D), one new timestep; reads and updates ``cache.layers[layer]``."""
@@ -173,4 +179,4 @@ class GlobalBlock(Block):
                                  cache.window, bias=bias)
         drop = 0 if cache.window is None else max(0, k_all.shape[0] - (cache.window - 1))
         cache.layers[layer] = (k_all[drop:], v_all[drop:]) if drop < k_all.shape[0] else None
-        return self._out(x, out)
+        return self._out(x, out, frames)

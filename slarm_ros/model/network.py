@@ -70,7 +70,8 @@ class SlarmNet(nn.Module):
         return sum(isinstance(b, GlobalBlock) for b in self.blocks)
 
     def new_cache(self, window: int | None) -> KVCache:
-        return KVCache(window=window, layers=[None] * self.num_global_layers)
+        return KVCache(window=window, layers=[None] * self.num_global_layers,
+                       value_time=self.cfg.relative_value_time)
 
     def forward(self, batch: ViewBatch, attention: str | None = None) -> Prediction:
         """All timesteps in one pass with the temporal mask ``attention`` (default: the config's)."""
@@ -98,7 +99,8 @@ class SlarmNet(nn.Module):
         cfg = self.cfg
         x = self.tokens(batch.images, batch.K, batch.cam_to_anchor, batch.times)  # (T, C, M, D)
         t, c, m, d = x.shape
-        frames = (RelativeFrames(batch.cam_to_anchor[:, 0], batch.times, cfg.attention_reach_s)
+        frames = (RelativeFrames(batch.cam_to_anchor[:, 0], batch.times, cfg.attention_reach_s,
+                                 cfg.relative_value_time)
                   if cfg.pose_encoding == "relative" else None)
         tapped = None
         global_index = 0

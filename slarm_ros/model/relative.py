@@ -10,9 +10,11 @@ key of timestep j:
 
 F is block-diagonal per head: 4x4 blocks holding the rig pose (translation in units of
 tokens.POSE_SCALE_M) on one half of the channels, 2x2 rotations by omega * time on the other.
-Values pass unchanged: what a timestep tells another is its content, and only how much it is
-listened to depends on where and when it was seen (transforming values as well scrambled that
-content across time: docs/training.md). Keys are cached transformed, in the anchor frame; a new
+Values pass unchanged by pose: what a timestep tells another is its content, and only how much it
+is listened to depends on where it was seen (transforming values by pose as well scrambled that
+content across time: docs/training.md). With ``value_time``, values' time channels are turned by
+their timestep's time and the output back by the query's, so that a query gathers each timestep's
+content turned by the time between them (``encode_values``, ``decode_output``). Keys are cached transformed, in the anchor frame; a new
 anchor G (old anchor coordinates -> new) and a time shift dt turn them into the new anchor's by
 one more transform (``reanchor``), so a streaming engine never re-encodes its window to move on.
 
@@ -56,6 +58,7 @@ class RelativeFrames:
     rig_to_anchor: Tensor  # (T, 4, 4) camera 0's pose, anchor frame, metres
     times: Tensor  # (T,) seconds since the anchor
     reach_s: float = 0.0  # the width of attention's fall-off with time, s (``time_bias``); 0: none
+    value_time: bool = False  # values' time channels turned by time too (``encode_values``)
 
     def transforms(self) -> tuple[Tensor, Tensor]:
         """F (T, 4, 4) with scaled translation, and F^-1."""
@@ -72,13 +75,14 @@ def time_bias(q_times: Tensor, k_times: Tensor, reach_s: float) -> Tensor | None
     return -0.5 * (gap / reach_s) ** 2
 
 
-def _apply(x: Tensor, pose: Tensor, angles: Tensor) -> Tensor:
-    """x (T, H, M, d) -> block transform per timestep: pose (T, 4, 4) on the pose channels, rotation by
-    angles (T, pairs) on the time channels; other channels unchanged."""
+def _apply(x: Tensor, pose: Tensor | None, angles: Tensor) -> Tensor:
+    """x (T, H, M, d) -> block transform per timestep: pose (T, 4, 4) on the pose channels (None: left
+    as they are), rotation by angles (T, pairs) on the time channels; other channels unchanged."""
     d = x.shape[-1]
     n_pose, n_time = split_channels(d)
     p, t, rest = x.split([n_pose, n_time, d - n_pose - n_time], dim=-1)
-    p = torch.einsum("tij,thmbj->thmbi", pose, p.unflatten(-1, (n_pose // 4, 4))).flatten(-2)
+    if pose is not None:
+        p = torch.einsum("tij,thmbj->thmbi", pose, p.unflatten(-1, (n_pose // 4, 4))).flatten(-2)
     a, b = t.unflatten(-1, (n_time // 2, 2)).unbind(-1)
     cos, sin = angles.cos()[:, None, None], angles.sin()[:, None, None]
     t = torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
@@ -103,12 +107,24 @@ def encode_queries(q: Tensor, frames: RelativeFrames) -> Tensor:
     return _apply(q, inverse.transpose(-1, -2), _angles(frames.times, q.shape[-1]))
 
 
-def reanchor(x: Tensor, old_to_new: Tensor, time_shift: float) -> Tensor:
-    """Cached keys (T, H, M, d), encoded in one anchor -> encoded in another.
+def encode_values(v: Tensor, frames: RelativeFrames) -> Tensor:
+    """Values (T, H, M, d) -> their time channels turned by their timestep's time (unchanged without value_time)."""
+    return _apply(v, None, _angles(frames.times, v.shape[-1])) if frames.value_time else v
+
+
+def decode_output(out: Tensor, frames: RelativeFrames) -> Tensor:
+    """Attention output (T, H, M, d) of the queries of ``frames`` -> turned back by the query's time, so that
+    each value reaches it turned by (key time - query time) (unchanged without value_time)."""
+    return _apply(out, None, _angles(-frames.times, out.shape[-1])) if frames.value_time else out
+
+
+def reanchor(x: Tensor, old_to_new: Tensor | None, time_shift: float) -> Tensor:
+    """Cached keys (T, H, M, d), encoded in one anchor -> encoded in another; with old_to_new None, the
+    time channels only (cached values under value_time).
 
     old_to_new (4, 4): old anchor coordinates -> new ones, metres; time_shift: new anchor time
     minus old, seconds (every time since the anchor falls by it)."""
-    g = scaled_pose(old_to_new.to(x.dtype))
     t = x.shape[0]
+    g = None if old_to_new is None else scaled_pose(old_to_new.to(x.dtype)).expand(t, 4, 4)
     shift = torch.full((t,), -float(time_shift), dtype=x.dtype, device=x.device)
-    return _apply(x, g.expand(t, 4, 4), _angles(shift, x.shape[-1]))
+    return _apply(x, g, _angles(shift, x.shape[-1]))
