@@ -85,6 +85,23 @@ def test_reset_starts_a_new_sequence_that_reproduces_the_first():
     assert_same(first, again)
 
 
+def test_object_motion_streams_as_one_offline_pass_and_reset_forgets_its_tracks():
+    """The tracker is causal in both modes; a stream's first timestep has nothing to track from,
+    so it stands still whatever the network's motion, and later ones move by velocity only."""
+    torch.manual_seed(0)
+    net = SlarmNet(TINY.replace(object_motion=True, object_gate_speed=0.0, object_gate_cosine=-1.0))
+    eng = Reconstructor(net, device="cpu")
+    seq = frame_sets(5, height=64, width=96)
+    stream = [eng.step(fs) for fs in seq]
+    assert_same(stream, eng.run_offline(seq, "window:3"))
+    eng.reset()
+    assert_same(stream, [eng.step(fs) for fs in seq])
+    assert stream[0].gaussians.motion.abs().max() == 0
+    assert all(r.gaussians.motion[:, 1:].abs().max() == 0 for r in stream)
+    untracked = Reconstructor(SlarmNet(TINY), device="cpu").step(seq[0])
+    assert untracked.gaussians.motion.abs().max() > 0
+
+
 def test_the_anchor_moves_after_driving_far_and_outputs_stay_in_the_world_frame():
     eng = engine(anchor_max_distance=2.0)
     seq = frame_sets(8, height=32, width=48, speed=10.0)  # 1 m per step

@@ -80,6 +80,26 @@ class SlarmConfig:
     # about 5 times as long; at step 4, 1.14-1.24 times, with the static_speed hold sparing the Gaussians
     # it stops anyway). The radius must be a multiple of it.
     motion_smoothing_step: int = 1
+    # Inference only, in the streaming engine (stream/object_motion.py): the Gaussians whose language
+    # features name a movable class are grouped into objects, each object is tracked to the timestep
+    # before by aligning its points, and the measured velocity, filtered along the track, replaces the
+    # network's motion on the object's Gaussians that the network moves; every other Gaussian stands
+    # still. The network still decides what moves: an object moves only where the mean of its
+    # Gaussians' own motion reaches object_gate_speed (m/s) and lies within acos(object_gate_cosine)
+    # of the measured one. False: the network's motion as it is.
+    object_motion: bool = False
+    object_link_m: float = 1.0  # m; Gaussians closer than this belong to one object
+    object_min_points: int = 5  # Gaussians; smaller groups are no object
+    object_filter_weight: float = 0.3  # weight of each new measurement in an object's velocity (1: no filter)
+    object_gate_speed: float = 0.5  # m/s
+    object_gate_cosine: float = 0.0
+    # True: only the object's Gaussians that the network moves take its motion (an object's edge often
+    # belongs to what stands behind it); False: all of them
+    object_point_gate: bool = False
+    # the names the network's language features were distilled from, and which of them can move
+    object_vocabulary: tuple[str, ...] = ("sky", "road", "sidewalk", "building", "vegetation", "pole", "car",
+                                          "pedestrian")
+    object_movable: tuple[str, ...] = ("car", "pedestrian")
     semantic_dim: int = 32  # per-Gaussian language feature (SLARM: 64)
     text_dim: int = 384  # the text encoder's embedding size (all-MiniLM-L6-v2)
     time_frequencies: int = 8  # Fourier frequencies of the timestamp embedding
@@ -112,6 +132,8 @@ class SlarmConfig:
     anchor_min_age: float = 0.3
 
     def __post_init__(self):
+        for name in ("object_vocabulary", "object_movable"):  # JSON and YAML give lists
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.image_height % self.patch_size or self.image_width % self.patch_size:
             raise ValueError(f"image size {self.image_height}x{self.image_width} is not a multiple of patch {self.patch_size}")
         if self.patch_size % self.gaussian_stride:
@@ -155,6 +177,18 @@ class SlarmConfig:
         for name in ("anchor_min_age", "anchor_max_age"):
             if not 0.0 <= getattr(self, name) < self.time_horizon:
                 raise ValueError(f"{name} must be in [0, time_horizon {self.time_horizon}) s, got {getattr(self, name)}")
+        if self.object_link_m <= 0 or self.object_min_points < 1:
+            raise ValueError(f"need object_link_m > 0 and object_min_points >= 1, got {self.object_link_m}, "
+                             f"{self.object_min_points}")
+        if not 0.0 < self.object_filter_weight <= 1.0:
+            raise ValueError(f"object_filter_weight must be in (0, 1], got {self.object_filter_weight}")
+        if self.object_gate_speed < 0 or not -1.0 <= self.object_gate_cosine < 1.0:
+            raise ValueError(f"need object_gate_speed >= 0 and object_gate_cosine in [-1, 1), got "
+                             f"{self.object_gate_speed}, {self.object_gate_cosine}")
+        unknown = sorted(set(self.object_movable) - set(self.object_vocabulary))
+        if unknown or not self.object_movable:
+            raise ValueError(f"object_movable must name some of object_vocabulary {list(self.object_vocabulary)}; "
+                             f"got {list(self.object_movable)}")
         parse_attention(self.attention)
 
     @property

@@ -7,7 +7,8 @@ stay in the range the network was trained on; when the car has driven ``anchor_m
 or the anchor is older than ``anchor_max_age`` (at most the network's, the oldest anchor training
 showed), the anchor moves to the frame the network's ``anchor_min_age`` back (no later than the
 window's oldest timestep) and the window is re-encoded (a step that costs W steps; for a network
-trained without anchor lag, every step).
+trained without anchor lag, every step). With the config's ``object_motion``, the movable objects'
+motion is then measured by tracking them from the timestep before (object_motion.py).
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from ..model.checkpoint import load_checkpoint
 from ..model.network import Prediction
 from ..ply import write_ply
 from ..resample import area_resize
+from ..semantics.scores import QueryScorer
+from .object_motion import ObjectTracker, Views
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,7 @@ class Reconstructor:
         trained = self.cfg.anchor_max_age
         self.anchor_max_age = trained if anchor_max_age is None else min(anchor_max_age, trained)
         self.anchor_min_age = self.cfg.anchor_min_age
+        self.objects = self._object_tracker() if self.cfg.object_motion else None
         self.reset()
 
     @classmethod
@@ -133,6 +137,23 @@ class Reconstructor:
         self.window_results: deque[StepResult] = deque(maxlen=self.window)
         self.steps = 0
         self.rebases = 0
+        if self.objects is not None:
+            self.objects.reset()
+
+    def _object_tracker(self) -> ObjectTracker:
+        from ..semantics.text_encoder import default_text_encoder
+
+        cfg = self.cfg
+        text = default_text_encoder().encode(list(cfg.object_vocabulary)).to(self.device)
+        scorer = QueryScorer.build(self.model.semantic_projection, text)
+        return ObjectTracker(scorer, [cfg.object_vocabulary.index(c) for c in cfg.object_movable], cfg.object_link_m,
+                             cfg.object_min_points, cfg.object_filter_weight, cfg.object_gate_speed,
+                             cfg.object_gate_cosine, cfg.object_point_gate)
+
+    def _with_object_motion(self, result: StepResult, frames: PreparedFrames, tracker: ObjectTracker) -> StepResult:
+        views = Views.of(frames.K.double().cpu().numpy(), frames.cam_to_world, self.cfg.image_height,
+                         self.cfg.image_width)
+        return replace(result, gaussians=tracker.update(result.gaussians, frames.stamp, views))
 
     @property
     def window_fill(self) -> int:
@@ -228,6 +249,8 @@ class Reconstructor:
         self.last_stamp = frames.stamp
         self.steps += 1
         result = self._result(pred, 0, frames.stamp, 0.0, fill)
+        if self.objects is not None:
+            result = self._with_object_motion(result, frames, self.objects)
         result = replace(result, latency_s=time.perf_counter() - started)  # the move to the world frame included
         self.window_results.append(result)
         return result
@@ -262,6 +285,9 @@ class Reconstructor:
             self._set_anchor(prepared[0].stamp, prepared[0].cam_to_world[0])
             pred = self.model(self._batch(prepared), attention)
             results = [self._result(pred, i, f.stamp, 0.0, len(prepared)) for i, f in enumerate(prepared)]
+            if self.objects is not None:  # causal, as in streaming, with a tracker of its own
+                tracker = self._object_tracker()
+                results = [self._with_object_motion(r, f, tracker) for r, f in zip(results, prepared)]
             elapsed = (time.perf_counter() - started) / len(prepared)
             return [replace(r, latency_s=elapsed) for r in results]
         finally:

@@ -1,0 +1,228 @@
+"""Actors' motion measured by tracking the reconstruction's own objects from timestep to timestep.
+
+The network learns from rendering which surfaces move and which way (its motion points the right
+way on moving actors, median cosine about 0.85), but not how far: on held-out drives it recovers
+only 15-20 % of a moving actor's displacement (docs/motion-study.md). Its depth, though, places a
+car's points well enough that the car's displacement between two timesteps can be measured.
+So, per timestep, after the network:
+
+1. The Gaussians whose language features name a movable class (car, pedestrian) are grouped into
+   objects: Gaussians closer than ``object_link_m`` belong to one object.
+2. Each object is aligned to the objects of the timestep before whose centres lie within reach by
+   a translation (trimmed, symmetric nearest-neighbour ICP). Only points the other timestep's
+   cameras covered count: an object entering or leaving the view would otherwise slide. The
+   earlier object aligned best is its match; its translation over the time between is the measured
+   velocity, filtered along the track (``object_filter_weight``) against depth noise.
+3. An object moves when the translation aligns it better than standing still does and when the
+   network moves it too, at ``object_gate_speed`` or faster on the mean over its Gaussians, within
+   90 degrees of the measured motion. Its Gaussians that the network moves take the object's
+   velocity; every other Gaussian stands still.
+
+All in the world frame, causal, constant time per step (one timestep of state). Off unless the
+network's config sets ``object_motion``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+from torch import Tensor
+
+from ..gaussians import Gaussians4D
+
+MAX_SPEED = 30.0  # m/s: an object's centre moves at most this far per second between timesteps
+TRIM_M = 1.0  # m: nearest neighbours farther apart than this are not the same surface
+ICP_ITERATIONS = 15
+MIN_OPACITY = 0.1  # fainter Gaussians barely show in a render and place no surface
+
+
+@dataclass(frozen=True)
+class Views:
+    """The cameras of one timestep: which world points they could see."""
+
+    K: np.ndarray  # (C, 3, 3) at the image size below
+    world_to_cam: np.ndarray  # (C, 4, 4)
+    height: int
+    width: int
+
+    @classmethod
+    def of(cls, K: np.ndarray, cam_to_world: np.ndarray, height: int, width: int) -> "Views":
+        return cls(np.asarray(K, np.float64), np.linalg.inv(np.asarray(cam_to_world, np.float64)), height, width)
+
+    def sees(self, points: np.ndarray) -> np.ndarray:
+        """(N,) bool: the point (N, 3) projects inside some camera's image, in front of it."""
+        out = np.zeros(len(points), bool)
+        for K, T in zip(self.K, self.world_to_cam):
+            p = points @ T[:3, :3].T + T[:3, 3]
+            z = np.maximum(p[:, 2], 1e-6)
+            u = K[0, 0] * p[:, 0] / z + K[0, 2]
+            v = K[1, 1] * p[:, 1] / z + K[1, 2]
+            out |= (p[:, 2] > 0.5) & (u > 0) & (u < self.width - 1) & (v > 0) & (v < self.height - 1)
+        return out
+
+
+@dataclass(frozen=True)
+class Objects:
+    """One timestep's movable points grouped into objects."""
+
+    points: np.ndarray  # (N, 3) world metres
+    label: np.ndarray  # (N,) object index per point, -1 for points in no object
+    centres: np.ndarray  # (M, 3)
+    velocity: np.ndarray  # (M, 3) m/s, filtered along the object's track; NaN where not measured yet
+    views: Views
+    stamp: float  # absolute seconds
+
+    def members(self, j: int) -> np.ndarray:
+        return self.points[self.label == j]
+
+
+def group_points(points: np.ndarray, link: float, min_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Single-linkage groups of points (N, 3) closer than ``link`` m: (N,) labels (-1 for groups
+    of fewer than ``min_points``) and (M, 3) group centres."""
+    if len(points) == 0:
+        return np.zeros(0, int), np.zeros((0, 3))
+    pairs = cKDTree(points).query_pairs(link, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(points),) * 2)
+    _, label = connected_components(graph, directed=False)
+    counts = np.bincount(label)
+    kept = np.flatnonzero(counts >= min_points)
+    remap = np.full(len(counts), -1)
+    remap[kept] = np.arange(len(kept))
+    label = remap[label]
+    centres = np.stack([points[label == j].mean(0) for j in range(len(kept))]) if len(kept) else np.zeros((0, 3))
+    return label, centres
+
+
+def align_translation(now: np.ndarray, then: np.ndarray, start: np.ndarray, views_now: Views, views_then: Views,
+                      iterations: int = ICP_ITERATIONS, trim: float = TRIM_M) -> tuple[np.ndarray, float]:
+    """The translation t (3,) with ``now`` ~ ``then`` + t, from ``start``, and its cost (m).
+
+    The cost is the mean nearest-neighbour distance, capped at ``trim``, over the points of each
+    set that the other timestep's cameras could see at their moved place (inf when fewer than
+    three are). Each iteration moves t by the mean residual of the pairs closer than ``trim``.
+    """
+    tree_now, tree_then = cKDTree(now), cKDTree(then)
+
+    def residuals(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        back, forth = now - t, then + t
+        seen_then, seen_now = views_then.sees(back), views_now.sees(forth)
+        d1, i1 = tree_then.query(back)
+        d2, i2 = tree_now.query(forth)
+        r = np.concatenate([(back - then[i1])[seen_then], (now[i2] - forth)[seen_now]])
+        return r, np.concatenate([d1[seen_then], d2[seen_now]])
+
+    t = np.asarray(start, np.float64).copy()
+    for _ in range(iterations):
+        r, d = residuals(t)
+        close = d < trim
+        if close.sum() < 3:
+            return t, np.inf
+        step = r[close].mean(0)
+        t += step
+        if np.linalg.norm(step) < 1e-3:
+            break
+    _, d = residuals(t)
+    return t, (float(np.minimum(d, trim).mean()) if len(d) >= 3 else np.inf)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What aligning one object to the timestep before gave."""
+
+    velocity: np.ndarray  # (3,) m/s
+    match: int  # index of the earlier object
+    gain: float  # m: how much lower the alignment cost is than standing still's
+
+
+def measure(points: np.ndarray, centre: np.ndarray, earlier: Objects, views_now: Views, dt: float) -> Measurement | None:
+    """Align one object's points to each earlier object within reach; the best alignment, or None."""
+    if len(earlier.centres) == 0:
+        return None
+    near = np.flatnonzero(np.linalg.norm(earlier.centres - centre, axis=1) < MAX_SPEED * dt)
+    best: tuple[float, np.ndarray, int] | None = None
+    still = np.inf
+    for q in near:
+        then = earlier.members(q)
+        _, cost_still = align_translation(points, then, np.zeros(3), views_now, earlier.views, iterations=0)
+        still = min(still, cost_still)
+        # from standing still and from the centres' offset: a plain side slides either way, its ends decide
+        for start in (np.zeros(3), centre - earlier.centres[q]):
+            t, cost = align_translation(points, then, start, views_now, earlier.views)
+            if best is None or cost < best[0]:
+                best = (cost, t, int(q))
+    if best is None or not np.isfinite(best[0]):
+        return None
+    return Measurement(velocity=best[1] / dt, match=best[2], gain=still - best[0])
+
+
+class ObjectTracker:
+    """Object motion for a stream of timesteps (one timestep of state; ``reset`` starts anew).
+
+    movable_classes: (Q, C) unit text embeddings scored against each Gaussian's features
+    with ``scorer`` ((N, F) -> (N, Q) cosine similarities); a Gaussian whose best class is one
+    of ``movable`` (indices into Q) may belong to an object.
+    """
+
+    def __init__(self, scorer, movable: list[int], link: float, min_points: int, filter_weight: float,
+                 gate_speed: float, gate_cosine: float, point_gate: bool = False):
+        if not 0.0 < filter_weight <= 1.0:
+            raise ValueError(f"the filter weight of a new measurement must be in (0, 1], got {filter_weight}")
+        self.scorer, self.movable = scorer, list(movable)
+        self.link, self.min_points = link, min_points
+        self.filter_weight = filter_weight
+        self.gate_speed, self.gate_cosine = gate_speed, gate_cosine
+        self.point_gate = point_gate
+        self.reset()
+
+    def reset(self) -> None:
+        self.previous: Objects | None = None
+
+    def movable_mask(self, g: Gaussians4D) -> Tensor:
+        """(N,) bool: the Gaussian is opaque enough and its best class is a movable one."""
+        best = self.scorer(g.features).argmax(-1)
+        return torch.isin(best, torch.as_tensor(self.movable, device=best.device)) & (g.opacities >= MIN_OPACITY)
+
+    @torch.inference_mode()
+    def update(self, g: Gaussians4D, stamp: float, views: Views) -> Gaussians4D:
+        """The Gaussians of the timestep at ``stamp`` (world frame, t0 = stamp) with the motion of
+        their tracked objects: velocity only; every Gaussian in no moving object stands still."""
+        chosen = self.movable_mask(g).nonzero()[:, 0]
+        points = g.means[chosen].double().cpu().numpy()
+        network_velocity = g.motion[chosen, 0].double().cpu().numpy() if g.degree else np.zeros_like(points)
+        label, centres = group_points(points, self.link, self.min_points)
+        velocity = np.full((len(centres), 3), np.nan)
+        moving = np.zeros(len(centres), bool)
+        earlier = self.previous
+        dt = stamp - earlier.stamp if earlier is not None else 0.0
+        for j, centre in enumerate(centres):
+            if earlier is None or dt <= 0:
+                break
+            mine = label == j
+            net = network_velocity[mine].mean(0)
+            net_speed = np.linalg.norm(net)
+            if net_speed < self.gate_speed:
+                continue  # it could not move: not worth its alignment (most objects stand), and its track restarts
+            m = measure(points[mine], centre, earlier, views, dt)
+            if m is None:
+                continue
+            before = earlier.velocity[m.match]
+            w = self.filter_weight
+            velocity[j] = m.velocity if np.isnan(before[0]) else w * m.velocity + (1 - w) * before
+            agrees = net @ velocity[j] > self.gate_cosine * net_speed * np.linalg.norm(velocity[j])
+            moving[j] = m.gain > 0 and agrees
+        self.previous = Objects(points, label, centres, velocity, views, stamp)
+
+        motion = torch.zeros_like(g.motion)
+        if g.degree and moving.any():
+            point_velocity = np.zeros_like(points)
+            takes = (label >= 0) & moving[np.maximum(label, 0)]
+            point_velocity[takes] = velocity[label[takes]]
+            if self.point_gate:  # a Gaussian the network holds still keeps still
+                takes &= np.linalg.norm(network_velocity, axis=1) > 0
+            index = chosen[torch.as_tensor(takes, device=chosen.device)]
+            motion[index, 0] = torch.as_tensor(point_velocity[takes], dtype=motion.dtype, device=motion.device)
+        return replace(g, motion=motion)

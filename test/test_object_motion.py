@@ -1,0 +1,151 @@
+"""Object motion: the reconstruction's movable objects tracked from timestep to timestep."""
+import numpy as np
+import pytest
+import torch
+
+from slarm_ros.gaussians import Gaussians4D
+from slarm_ros.model import SlarmConfig
+from slarm_ros.stream.object_motion import ObjectTracker, Views, align_translation, group_points
+
+ROAD, CAR = 0, 1  # the test's classes: features are one-hot class scores
+H, W = 80, 128
+K = np.array([[60.0, 0, 63.5], [0, 60.0, 39.5], [0, 0, 1]])
+# camera axes in the world (x forward, y left, z up): right = -y, down = -z, forward = the heading
+LOOKING_FORWARD = np.array([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]])
+LOOKING_RIGHT = np.array([[-1.0, 0, 0], [0, 0, -1], [0, -1, 0]])
+
+
+def views(position, rotation=LOOKING_FORWARD, height=H, width=W) -> Views:
+    pose = np.eye(4)
+    pose[:3, :3], pose[:3, 3] = rotation, position
+    return Views.of(K[None], pose[None], height, width)
+
+
+def box(centre, size=(4.5, 1.8, 1.5), spacing=0.25) -> np.ndarray:
+    """Points on the surface of an axis-aligned box, (N, 3)."""
+    axes = [np.arange(-s / 2, s / 2 + 1e-9, spacing) for s in size]
+    g = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    on_surface = np.isclose(np.abs(g), np.array(size) / 2, atol=1e-6).any(axis=1)
+    return g[on_surface] + np.asarray(centre)
+
+
+def gaussians(parts: list[tuple[np.ndarray, int, np.ndarray]], stamp: float) -> Gaussians4D:
+    """Gaussians from (points (N, 3), class, network velocity (3,)) parts; degree 3 motion."""
+    means = np.concatenate([p for p, _, _ in parts])
+    n = len(means)
+    features = torch.zeros(n, 2)
+    motion = torch.zeros(n, 3, 3)
+    start = 0
+    for points, cls, velocity in parts:
+        features[start: start + len(points), cls] = 1.0
+        motion[start: start + len(points), 0] = torch.as_tensor(velocity, dtype=torch.float32)
+        motion[start: start + len(points), 1] = 1.0  # acceleration the tracker must drop
+        start += len(points)
+    return Gaussians4D(means=torch.as_tensor(means, dtype=torch.float32), quats=torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1),
+                       scales=torch.full((n, 3), 0.1), opacities=torch.ones(n), colors=torch.full((n, 3), 0.5),
+                       motion=motion, features=features, t0=torch.zeros(n), time_origin=stamp)
+
+
+def tracker(**changes) -> ObjectTracker:
+    settings = dict(link=1.0, min_points=5, filter_weight=0.3, gate_speed=0.5, gate_cosine=0.0)
+    settings.update(changes)
+    return ObjectTracker(lambda f: f, [CAR], **settings)
+
+
+def road() -> np.ndarray:
+    x, y = np.meshgrid(np.arange(3, 30, 0.5), np.arange(-8, 8, 0.5), indexing="ij")
+    return np.stack([x.ravel(), y.ravel(), np.zeros(x.size)], -1)
+
+
+def drive(track: ObjectTracker, car_x: list[float], network_velocity, dt=0.1):
+    """A car driving ahead (its centre at ``car_x`` m at each step), a parked car and the road,
+    seen from a camera driving at 5 m/s."""
+    out = []
+    for k, x in enumerate(car_x):
+        t = k * dt
+        ego = np.array([5.0 * t, 0, 1.5])
+        moving = box([x, 0, 0.75])
+        parked = box([12.0, -5, 0.75])
+        g = gaussians([(moving, CAR, network_velocity), (parked, CAR, (0, 0, 0)), (road(), ROAD, (0, 0, 0))], t)
+        out.append((track.update(g, t, views(ego)), len(moving), len(parked)))
+    return out
+
+
+def test_points_closer_than_the_link_are_one_object_and_small_groups_none():
+    a, b = box([10, 0, 0.75]), box([10, 4, 0.75])  # 2.2 m apart
+    label, centres = group_points(np.concatenate([a, b, [[30.0, 0, 0]]]), link=1.0, min_points=5)
+    assert len(centres) == 2
+    assert len(set(label[: len(a)])) == 1 and len(set(label[len(a): -1])) == 1 and label[0] != label[len(a)]
+    assert label[-1] == -1
+    np.testing.assert_allclose(centres[label[0]], a.mean(0), atol=1e-9)
+
+
+def test_a_translated_box_is_aligned_to_its_translation_from_its_centres_offset():
+    """From standing still, nearest neighbours along the faces stop the alignment short (a local
+    minimum): that is why an object is aligned from both starts and the lower cost kept."""
+    then = box([15, 0, 0.75])
+    shift = np.array([0.8, 0.3, 0.0])
+    now = then + shift + np.random.default_rng(0).normal(0, 0.02, then.shape)
+    eye = views([0.0, 0, 1.5])
+    t, cost = align_translation(now, then, now.mean(0) - then.mean(0), eye, eye)
+    np.testing.assert_allclose(t, shift, atol=0.02)
+    short, short_cost = align_translation(now, then, np.zeros(3), eye, eye)
+    assert np.linalg.norm(short - shift) > 0.1 and short_cost > cost + 0.05
+
+
+def test_a_plain_surface_sliding_through_the_view_does_not_move():
+    """A side camera driving along a long plain wall sees its visible part shift by the ego motion:
+    without asking what the other timestep could see, the alignment slides with the view."""
+    wall = np.stack(np.meshgrid(np.arange(-20, 20, 0.25), [-4.0], np.arange(0.0, 1.5, 0.25), indexing="ij"), -1)
+    wall = wall.reshape(-1, 3)
+    then_view, now_view = views([0.0, 0, 1.0], LOOKING_RIGHT), views([1.0, 0, 1.0], LOOKING_RIGHT)
+    then, now = wall[then_view.sees(wall)], wall[now_view.sees(wall)]
+    assert abs(now[:, 0].mean() - then[:, 0].mean() - 1.0) < 0.1  # what each saw moved with the camera
+    slid, _ = align_translation(now, then, now.mean(0) - then.mean(0), views([0.0, 0, 1.0], LOOKING_RIGHT, 10**5, 10**5),
+                                views([1.0, 0, 1.0], LOOKING_RIGHT, 10**5, 10**5))  # cameras that see everything
+    assert abs(slid[0] - 1.0) < 0.1
+    track = tracker()
+    for k, (view, points) in enumerate([(then_view, then), (now_view, now)]):
+        g = gaussians([(points, CAR, (5.0, 0, 0))], k * 0.1)  # even with the network moving it
+        out = track.update(g, k * 0.1, view)
+    assert out.motion.abs().max() == 0
+
+
+def test_a_moving_car_gets_its_measured_velocity_and_what_stands_stays_still():
+    out = drive(tracker(), [15.0, 15.8, 16.6, 17.4], network_velocity=(2.0, 0.2, 0))  # 8 m/s
+    first, n_moving, n_parked = out[0]
+    assert first.motion.abs().max() == 0  # nothing to track from yet
+    for g, _, _ in out[1:]:
+        np.testing.assert_allclose(g.motion[:n_moving, 0].mean(0).numpy(), [8.0, 0, 0], atol=0.2)
+        assert g.motion[:, 1:].abs().max() == 0  # velocity only
+        assert g.motion[n_moving:].abs().max() == 0  # the parked car and the road
+
+
+@pytest.mark.parametrize("network_velocity", [(-2.0, 0, 0), (0.2, 0, 0), (0, 0, 0)])
+def test_an_object_the_network_does_not_move_that_way_stands_still(network_velocity):
+    out = drive(tracker(), [15.0, 15.8, 16.6], network_velocity=network_velocity)
+    assert all(g.motion.abs().max() == 0 for g, _, _ in out)
+
+
+def test_the_filter_weighs_each_new_measurement_and_reset_forgets_the_track():
+    track = tracker(filter_weight=0.5)
+    out = drive(track, [15.0, 15.8, 17.0], network_velocity=(2.0, 0, 0))  # 8 m/s, then 12 m/s
+    speed = lambda step: step[0].motion[: step[1], 0, 0].mean().item()
+    assert speed(out[1]) == pytest.approx(8.0, abs=0.2)  # a new track takes its first measurement
+    assert speed(out[2]) == pytest.approx(0.5 * 12.0 + 0.5 * 8.0, abs=0.2)
+    track.reset()
+    again = drive(track, [17.8], network_velocity=(2.0, 0, 0))
+    assert again[0][0].motion.abs().max() == 0
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"object_filter_weight": 0.0}, "object_filter_weight"), ({"object_link_m": 0.0}, "object_link_m"),
+    ({"object_movable": ("bus",)}, "object_movable"), ({"object_gate_cosine": 1.0}, "object_gate_cosine")])
+def test_bad_object_settings_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        SlarmConfig(**change)
+
+
+def test_object_lists_from_json_become_tuples():
+    cfg = SlarmConfig.from_dict({"object_movable": ["car"], "object_motion": True})
+    assert cfg.object_movable == ("car",) and SlarmConfig.from_json(cfg.to_json()) == cfg
