@@ -1,8 +1,8 @@
 """Actors' motion measured by tracking the reconstruction's own objects from timestep to timestep.
 
 The network learns from rendering which surfaces move and which way (its motion points the right
-way on moving actors, median cosine about 0.85), but not how far: on held-out drives it recovers
-only 15-20 % of a moving actor's displacement (docs/motion-study.md). Its depth, though, places a
+way on moving actors, median cosine 0.75-0.87 on held-out drives), but not how far: it covers
+15-36 % of a moving actor's displacement (docs/motion-study.md). Its depth, though, places a
 car's points well enough that the car's displacement between two timesteps can be measured.
 So, per timestep, after the network:
 
@@ -13,10 +13,11 @@ So, per timestep, after the network:
    cameras covered count: an object entering or leaving the view would otherwise slide. The
    earlier object aligned best is its match; its translation over the time between is the measured
    velocity, filtered along the track (``object_filter_weight``) against depth noise.
-3. An object moves when the translation aligns it better than standing still does and when the
-   network moves it too, at ``object_gate_speed`` or faster on the mean over its Gaussians, within
-   90 degrees of the measured motion. Its Gaussians that the network moves take the object's
-   velocity; every other Gaussian stands still.
+3. An object moves when the network moves it too, at ``object_gate_speed`` or faster on the mean
+   over its Gaussians (slower objects are not aligned at all: most objects stand), within
+   acos(``object_gate_cosine``) of the measured motion, and when the translation aligns it better
+   than standing still does. Its Gaussians (with ``object_point_gate``, only those the network
+   moves) take the object's velocity; every other Gaussian stands still.
 
 All in the world frame, causal, constant time per step (one timestep of state). Off unless the
 network's config sets ``object_motion``.
@@ -162,9 +163,10 @@ def measure(points: np.ndarray, centre: np.ndarray, earlier: Objects, views_now:
 class ObjectTracker:
     """Object motion for a stream of timesteps (one timestep of state; ``reset`` starts anew).
 
-    movable_classes: (Q, C) unit text embeddings scored against each Gaussian's features
-    with ``scorer`` ((N, F) -> (N, Q) cosine similarities); a Gaussian whose best class is one
-    of ``movable`` (indices into Q) may belong to an object.
+    ``scorer`` maps Gaussian features (N, F) to scores (N, Q) for Q class names (the engine's:
+    cosine similarities to the names' text embeddings); a Gaussian whose best class is one of
+    ``movable`` (indices into Q) may belong to an object. The other settings are the config's
+    ``object_*`` (model/config.py).
     """
 
     def __init__(self, scorer, movable: list[int], link: float, min_points: int, filter_weight: float,
