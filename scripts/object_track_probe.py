@@ -7,7 +7,8 @@ timestep before. This probe runs the same grouping, alignment, track filter and 
 ground truth as well as from the model, and sweeps the settings in one pass over a bag:
 
 - ``gt``: true depth and classes (what the tracking alone is worth);
-- ``model``: the shipped model's rendered depth and classes, streaming the bag;
+- ``model``: the network's rendered depth and classes, streaming the bag (the shipped model, or
+  ``--checkpoint``, always with its own motion: ``object_motion`` off);
 - ``gt-depth-model-classes``, ``model-depth-gt-classes``: one of each.
 
 The network's own rendered motion gates an object (its mean over the object's pixels must reach
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,18 +33,15 @@ from slarm_ros.bag.reader import BagReader
 from slarm_ros.eval import metrics
 from slarm_ros.eval.evaluate import Evaluator
 from slarm_ros.resample import sample_nearest
+from slarm_ros.model.checkpoint import with_config
 from slarm_ros.stream import Reconstructor
+from slarm_ros.stream.reconstructor import DEFAULT_CHECKPOINT
 from slarm_ros.stream.object_motion import Objects, Views, group_points, measure
 from slarm_ros.world.config import CLASSES, GROUND_CLASSES, MOVABLE_CLASSES
 
+from flow_cue_probe import lift  # this folder's other probe: pixels at camera depth -> world points
+
 SOURCES = ("gt", "model", "gt-depth-model-classes", "model-depth-gt-classes")
-
-
-def lift(depth: np.ndarray, mask: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
-    """World points (N, 3) of the pixels of ``mask`` (H, W) at camera depth ``depth`` (H, W)."""
-    v, u = np.nonzero(mask)
-    rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones(len(u))], -1)
-    return (rays * depth[v, u][:, None]) @ cam_to_world[:3, :3].T + cam_to_world[:3, 3]
 
 
 def main() -> None:
@@ -61,7 +60,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
 
-    engine = Reconstructor.from_checkpoint(args.checkpoint, device="cpu")
+    # the network's own motion, which the probe's gates read: the checkpoint without object motion
+    with tempfile.TemporaryDirectory() as tmp:
+        own = with_config(args.checkpoint or DEFAULT_CHECKPOINT, Path(tmp) / "own-motion.safetensors",
+                          object_motion=False)
+        engine = Reconstructor.from_checkpoint(own, device="cpu")
     h, w = engine.cfg.image_height, engine.cfg.image_width
     reader = BagReader(args.bag)
     names = reader.classes or list(CLASSES)
@@ -109,7 +112,8 @@ def main() -> None:
                 z, sem = inputs[source]
                 # the model's objects are its own: every pixel it calls movable, scored or not
                 mask = np.isin(sem, movable) & (z > 0) & (scored if source.startswith("gt") else True)
-                lifted[source][0].append(lift(z, mask, K[i], poses[i]))
+                v, u = np.nonzero(mask)
+                lifted[source][0].append(lift(u.astype(float), v.astype(float), z[v, u].astype(float), K[i], poses[i]))
                 lifted[source][1].append(index[mask])
                 lifted[source][2].append(own_velocity[i][mask])
         gt_step = np.concatenate(step_gt)

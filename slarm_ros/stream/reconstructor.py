@@ -12,6 +12,7 @@ motion is then measured by tracking them from the timestep before (object_motion
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections import deque
@@ -286,7 +287,8 @@ class Reconstructor:
             pred = self.model(self._batch(prepared), attention)
             results = [self._result(pred, i, f.stamp, 0.0, len(prepared)) for i, f in enumerate(prepared)]
             if self.objects is not None:  # causal, as in streaming, with a tracker of its own
-                tracker = self._object_tracker()
+                tracker = copy.copy(self.objects)  # the same scorer, not the stream's tracks
+                tracker.reset()
                 results = [self._with_object_motion(r, f, tracker) for r, f in zip(results, prepared)]
             elapsed = (time.perf_counter() - started) / len(prepared)
             return [replace(r, latency_s=elapsed) for r in results]
