@@ -83,8 +83,8 @@ class SlarmConfig:
     # Inference only, in the streaming engine (stream/object_motion.py): the Gaussians whose language
     # features name a movable class are grouped into objects, each object is tracked to the timestep
     # before by aligning its points, and the measured velocity, filtered along the track, replaces the
-    # network's motion on the object's Gaussians that the network moves; every other Gaussian stands
-    # still. The network still decides what moves: an object moves only where the mean of its
+    # network's motion on the object's Gaussians (with object_point_gate, only those the network
+    # moves); every other Gaussian stands still. The network still decides what moves: an object moves only where the mean of its
     # Gaussians' own motion reaches object_gate_speed (m/s) and lies within acos(object_gate_cosine)
     # of the measured one. False: the network's motion as it is.
     object_motion: bool = False

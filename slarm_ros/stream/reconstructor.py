@@ -108,7 +108,7 @@ class Reconstructor:
         trained = self.cfg.anchor_max_age
         self.anchor_max_age = trained if anchor_max_age is None else min(anchor_max_age, trained)
         self.anchor_min_age = self.cfg.anchor_min_age
-        self.objects = self._object_tracker() if self.cfg.object_motion else None
+        self.object_tracker = self._build_object_tracker() if self.cfg.object_motion else None
         self.reset()
 
     @classmethod
@@ -138,10 +138,10 @@ class Reconstructor:
         self.window_results: deque[StepResult] = deque(maxlen=self.window)
         self.steps = 0
         self.rebases = 0
-        if self.objects is not None:
-            self.objects.reset()
+        if self.object_tracker is not None:
+            self.object_tracker.reset()
 
-    def _object_tracker(self) -> ObjectTracker:
+    def _build_object_tracker(self) -> ObjectTracker:
         from ..semantics.text_encoder import default_text_encoder
 
         cfg = self.cfg
@@ -250,8 +250,8 @@ class Reconstructor:
         self.last_stamp = frames.stamp
         self.steps += 1
         result = self._result(pred, 0, frames.stamp, 0.0, fill)
-        if self.objects is not None:
-            result = self._with_object_motion(result, frames, self.objects)
+        if self.object_tracker is not None:
+            result = self._with_object_motion(result, frames, self.object_tracker)
         result = replace(result, latency_s=time.perf_counter() - started)  # the move to the world frame included
         self.window_results.append(result)
         return result
@@ -286,8 +286,8 @@ class Reconstructor:
             self._set_anchor(prepared[0].stamp, prepared[0].cam_to_world[0])
             pred = self.model(self._batch(prepared), attention)
             results = [self._result(pred, i, f.stamp, 0.0, len(prepared)) for i, f in enumerate(prepared)]
-            if self.objects is not None:  # causal, as in streaming, with a tracker of its own
-                tracker = copy.copy(self.objects)  # the same scorer, not the stream's tracks
+            if self.object_tracker is not None:  # causal, as in streaming, with a tracker of its own
+                tracker = copy.copy(self.object_tracker)  # the same scorer, not the stream's tracks
                 tracker.reset()
                 results = [self._with_object_motion(r, f, tracker) for r, f in zip(results, prepared)]
             elapsed = (time.perf_counter() - started) / len(prepared)
