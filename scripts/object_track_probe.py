@@ -131,7 +131,8 @@ def main() -> None:
                 velocity = np.full((len(centres), 3), np.nan)
                 gain = np.full(len(centres), -np.inf)
                 for j, centre in enumerate(centres):
-                    m = measure(points[label == j], centre, earlier, views, dt) if earlier is not None else None
+                    m = (measure(points[label == j], centre, earlier, views, dt, direction=net[j])
+                         if earlier is not None else None)
                     if m is None:
                         continue
                     before = earlier.velocity[m.match]

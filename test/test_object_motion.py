@@ -2,10 +2,12 @@
 import numpy as np
 import pytest
 import torch
+from scipy.spatial import cKDTree
 
 from slarm_ros.gaussians import Gaussians4D
 from slarm_ros.model import SlarmConfig
-from slarm_ros.stream.object_motion import ObjectTracker, Views, align_translation, group_points
+from slarm_ros.stream.object_motion import (START_SPEEDS, Objects, ObjectTracker, Views, align_translation,
+                                            alignment_starts, group_points, measure)
 
 ROAD, CAR = 0, 1  # the test's classes: features are one-hot class scores
 H, W = 80, 128
@@ -93,6 +95,33 @@ def test_a_translated_box_is_aligned_to_its_translation_from_its_centres_offset(
     assert np.linalg.norm(short - shift) > 0.1 and short_cost > cost + 0.05
 
 
+def test_the_alignment_also_starts_along_the_networks_direction():
+    starts = alignment_starts(np.array([5.0, 1, 1]), np.array([4.0, 1, 1]), np.array([3.0, 4.0, 2.0]), dt=0.1)
+    np.testing.assert_allclose(starts[0], 0.0)
+    np.testing.assert_allclose(starts[1], [1.0, 0, 0])
+    # horizontal, at each of the start speeds over dt
+    np.testing.assert_allclose(starts[2:], [[0.6 * v * 0.1, 0.8 * v * 0.1, 0.0] for v in START_SPEEDS])
+    assert len(alignment_starts(np.zeros(3), np.ones(3), None, 0.1)) == 2
+    assert len(alignment_starts(np.zeros(3), np.ones(3), np.array([0, 0, 1.0]), 0.1)) == 2  # no horizontal direction
+
+
+def test_a_car_leaving_the_view_is_measured_from_the_networks_direction():
+    """A car driving out of a side camera's view at 10 m/s: what stays in view shrinks, so its
+    centre moves less than the car, and from standing still or from the centres' offset the
+    alignment stops short; a start along the network's direction reaches the true displacement."""
+    view = views([0.0, 0, 1.0], LOOKING_RIGHT)
+    then = box([3.0, -5, 0.75])
+    now = then + [1.0, 0, 0]
+    then, now = then[view.sees(then)], now[view.sees(now)]
+    now = now + np.random.default_rng(0).normal(0, 0.05, now.shape)
+    assert len(now) < len(then)
+    earlier = Objects(then, np.zeros(len(then), int), then.mean(0)[None], np.full((1, 3), np.nan), view, 0.0)
+    short = measure(now, now.mean(0), earlier, view, dt=0.1)
+    found = measure(now, now.mean(0), earlier, view, dt=0.1, direction=np.array([3.0, 0.5, 0]))  # 30 % of it
+    assert short.velocity[0] < 9.0
+    np.testing.assert_allclose(found.velocity, [10.0, 0, 0], atol=0.3)
+
+
 def test_a_plain_surface_sliding_through_the_view_does_not_move():
     """A side camera driving along a long plain wall sees its visible part shift by the ego motion:
     without asking what the other timestep could see, the alignment slides with the view."""
@@ -138,9 +167,28 @@ def test_the_filter_weighs_each_new_measurement_and_reset_forgets_the_track():
     assert again[0][0].motion.abs().max() == 0
 
 
+def test_what_lies_near_a_moving_object_moves_with_it():
+    """The parts of a car the network names another class (here a 'road' strip along its side, 0.2 m
+    off) take its motion within object_attach_m; the road farther from the car stands still."""
+    track = tracker(attach_m=0.3)
+    for k, x in enumerate([15.0, 15.8]):
+        car = box([x, 0, 0.75])
+        strip = np.stack([np.arange(x - 2, x + 2, 0.25), np.full(16, -1.1), np.full(16, 0.75)], -1)
+        g = gaussians([(car, CAR, (2.0, 0, 0)), (strip, ROAD, (0, 0, 0)), (road(), ROAD, (0, 0, 0))], k * 0.1)
+        out = track.update(g, k * 0.1, views([5.0 * k * 0.1, 0, 1.5]))
+    n_car, n_strip = len(car), len(strip)
+    np.testing.assert_allclose(out.motion[n_car: n_car + n_strip, 0].numpy(), np.tile([8.0, 0, 0], (n_strip, 1)), atol=0.2)
+    ground = road()
+    far = cKDTree(car).query(ground)[0] > 0.3
+    assert far.sum() > 0.9 * len(ground)
+    assert out.motion[n_car + n_strip:, 0][torch.as_tensor(far)].abs().max() == 0
+    assert tracker().update(g, 0.0, views([0.0, 0, 1.5])).motion.abs().max() == 0  # 0: nothing attached, nothing tracked yet
+
+
 @pytest.mark.parametrize("change, message", [
     ({"object_filter_weight": 0.0}, "object_filter_weight"), ({"object_link_m": 0.0}, "object_link_m"),
-    ({"object_movable": ("bus",)}, "object_movable"), ({"object_gate_cosine": 1.0}, "object_gate_cosine")])
+    ({"object_movable": ("bus",)}, "object_movable"), ({"object_gate_cosine": 1.0}, "object_gate_cosine"),
+    ({"object_attach_m": -0.1}, "object_attach_m")])
 def test_bad_object_settings_are_refused(change, message):
     with pytest.raises(ValueError, match=message):
         SlarmConfig(**change)

@@ -96,6 +96,10 @@ class SlarmConfig:
     # True: only the object's Gaussians that the network moves take its motion (an object's edge often
     # belongs to what stands behind it); False: all of them
     object_point_gate: bool = False
+    # m: every other Gaussian (fainter, or named another class) closer than this to a moving object's
+    # Gaussians takes its motion too: the parts of a car the network calls road or building, or shows
+    # only faintly, move with it. 0: none
+    object_attach_m: float = 0.0
     # the names the network's language features were distilled from, and which of them can move
     object_vocabulary: tuple[str, ...] = ("sky", "road", "sidewalk", "building", "vegetation", "pole", "car",
                                           "pedestrian")
@@ -182,6 +186,8 @@ class SlarmConfig:
                              f"{self.object_min_points}")
         if not 0.0 < self.object_filter_weight <= 1.0:
             raise ValueError(f"object_filter_weight must be in (0, 1], got {self.object_filter_weight}")
+        if self.object_attach_m < 0:
+            raise ValueError(f"object_attach_m must not be negative, got {self.object_attach_m}")
         if self.object_gate_speed < 0 or not -1.0 <= self.object_gate_cosine < 1.0:
             raise ValueError(f"need object_gate_speed >= 0 and object_gate_cosine in [-1, 1), got "
                              f"{self.object_gate_speed}, {self.object_gate_cosine}")

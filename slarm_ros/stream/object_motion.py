@@ -9,15 +9,17 @@ So, per timestep, after the network:
 1. The Gaussians whose language features name a movable class (car, pedestrian) are grouped into
    objects: Gaussians closer than ``object_link_m`` belong to one object.
 2. Each object is aligned to the objects of the timestep before whose centres lie within reach by
-   a translation (trimmed, symmetric nearest-neighbour ICP). Only points the other timestep's
-   cameras covered count: an object entering or leaving the view would otherwise slide. The
-   earlier object aligned best is its match; its translation over the time between is the measured
-   velocity, filtered along the track (``object_filter_weight``) against depth noise.
+   a translation (trimmed, symmetric nearest-neighbour ICP), from several starts: standing still,
+   the centres' offset and the network's direction of the object at a few speeds. Only points the
+   other timestep's cameras covered count: an object entering or leaving the view would otherwise
+   slide. The earlier object aligned best is its match; its translation over the time between is
+   the measured velocity, filtered along the track (``object_filter_weight``) against depth noise.
 3. An object moves when the network moves it too, at ``object_gate_speed`` or faster on the mean
    over its Gaussians (slower objects are not aligned at all: most objects stand), within
    acos(``object_gate_cosine``) of the measured motion, and when the translation aligns it better
    than standing still does. Its Gaussians (with ``object_point_gate``, only those the network
-   moves) take the object's velocity; every other Gaussian stands still.
+   moves) take the object's velocity, and so does every other Gaussian within ``object_attach_m``
+   of them; every other Gaussian stands still.
 
 All in the world frame, causal, constant time per step (one timestep of state). Off unless the
 network's config sets ``object_motion``.
@@ -39,6 +41,10 @@ MAX_SPEED = 30.0  # m/s: an object's centre moves at most this far per second be
 TRIM_M = 1.0  # m: nearest neighbours farther apart than this are not the same surface
 ICP_ITERATIONS = 15
 MIN_OPACITY = 0.1  # fainter Gaussians barely show in a render and place no surface
+# m/s: besides standing still and the centres' offset, the alignment also starts this fast along the
+# network's own direction of the object: a car's plain side or a partly seen car leaves local
+# minima short of its true displacement, and the network's direction is good where its length is not
+START_SPEEDS = (3.0, 6.0, 10.0, 15.0)
 
 
 @dataclass(frozen=True)
@@ -99,35 +105,39 @@ def group_points(points: np.ndarray, link: float, min_points: int) -> tuple[np.n
 
 
 def align_translation(now: np.ndarray, then: np.ndarray, start: np.ndarray, views_now: Views, views_then: Views,
-                      iterations: int = ICP_ITERATIONS, trim: float = TRIM_M) -> tuple[np.ndarray, float]:
+                      iterations: int = ICP_ITERATIONS, trim: float = TRIM_M,
+                      trees: tuple[cKDTree, cKDTree] | None = None) -> tuple[np.ndarray, float]:
     """The translation t (3,) with ``now`` ~ ``then`` + t, from ``start``, and its cost (m).
 
     The cost is the mean nearest-neighbour distance, capped at ``trim``, over the points of each
     set that the other timestep's cameras could see at their moved place (inf when fewer than
     three are). Each iteration moves t by the mean residual of the pairs closer than ``trim``.
+    ``trees``: the KD-trees of ``now`` and ``then``, where the caller aligns the same sets again.
     """
-    tree_now, tree_then = cKDTree(now), cKDTree(then)
+    tree_now, tree_then = trees or (cKDTree(now), cKDTree(then))
 
     def residuals(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P, 3) residuals of the pairs closer than ``trim``, and (Q,) capped distances of the seen points."""
         back, forth = now - t, then + t
         seen_then, seen_now = views_then.sees(back), views_now.sees(forth)
-        d1, i1 = tree_then.query(back)
-        d2, i2 = tree_now.query(forth)
-        r = np.concatenate([(back - then[i1])[seen_then], (now[i2] - forth)[seen_now]])
-        return r, np.concatenate([d1[seen_then], d2[seen_now]])
+        # neighbours beyond the trim only count as the trim: the trees need not look farther
+        d1, i1 = tree_then.query(back, distance_upper_bound=trim)
+        d2, i2 = tree_now.query(forth, distance_upper_bound=trim)
+        close1, close2 = seen_then & (d1 < trim), seen_now & (d2 < trim)
+        r = np.concatenate([back[close1] - then[i1[close1]], now[i2[close2]] - forth[close2]])
+        return r, np.minimum(np.concatenate([d1[seen_then], d2[seen_now]]), trim)
 
     t = np.asarray(start, np.float64).copy()
     for _ in range(iterations):
-        r, d = residuals(t)
-        close = d < trim
-        if close.sum() < 3:
+        r, _ = residuals(t)
+        if len(r) < 3:
             return t, np.inf
-        step = r[close].mean(0)
+        step = r.mean(0)
         t += step
         if np.linalg.norm(step) < 1e-3:
             break
     _, d = residuals(t)
-    return t, (float(np.minimum(d, trim).mean()) if len(d) >= 3 else np.inf)
+    return t, (float(d.mean()) if len(d) >= 3 else np.inf)
 
 
 @dataclass(frozen=True)
@@ -139,20 +149,35 @@ class Measurement:
     gain: float  # m: how much lower the alignment cost is than standing still's
 
 
-def measure(points: np.ndarray, centre: np.ndarray, earlier: Objects, views_now: Views, dt: float) -> Measurement | None:
-    """Align one object's points to each earlier object within reach; the best alignment, or None."""
+def alignment_starts(centre: np.ndarray, earlier_centre: np.ndarray, direction: np.ndarray | None, dt: float) -> list[np.ndarray]:
+    """Translations (3,) to start an object's alignment from: standing still, the centres' offset and,
+    given the network's motion of the object (3,) m/s, its horizontal direction at START_SPEEDS."""
+    starts = [np.zeros(3), centre - earlier_centre]
+    if direction is not None:
+        flat = np.array([direction[0], direction[1], 0.0])
+        norm = np.linalg.norm(flat)
+        if norm > 0:
+            starts += [flat / norm * speed * dt for speed in START_SPEEDS]
+    return starts
+
+
+def measure(points: np.ndarray, centre: np.ndarray, earlier: Objects, views_now: Views, dt: float,
+            direction: np.ndarray | None = None) -> Measurement | None:
+    """Align one object's points to each earlier object within reach, from each of
+    ``alignment_starts``; the best alignment, or None."""
     if len(earlier.centres) == 0:
         return None
     near = np.flatnonzero(np.linalg.norm(earlier.centres - centre, axis=1) < MAX_SPEED * dt)
     best: tuple[float, np.ndarray, int] | None = None
     still = np.inf
+    tree_now = cKDTree(points)
     for q in near:
         then = earlier.members(q)
-        _, cost_still = align_translation(points, then, np.zeros(3), views_now, earlier.views, iterations=0)
+        trees = (tree_now, cKDTree(then))
+        _, cost_still = align_translation(points, then, np.zeros(3), views_now, earlier.views, iterations=0, trees=trees)
         still = min(still, cost_still)
-        # from standing still and from the centres' offset: a plain side slides either way, its ends decide
-        for start in (np.zeros(3), centre - earlier.centres[q]):
-            t, cost = align_translation(points, then, start, views_now, earlier.views)
+        for start in alignment_starts(centre, earlier.centres[q], direction, dt):
+            t, cost = align_translation(points, then, start, views_now, earlier.views, trees=trees)
             if best is None or cost < best[0]:
                 best = (cost, t, int(q))
     if best is None or not np.isfinite(best[0]):
@@ -170,7 +195,7 @@ class ObjectTracker:
     """
 
     def __init__(self, scorer, movable: list[int], link: float, min_points: int, filter_weight: float,
-                 gate_speed: float, gate_cosine: float, point_gate: bool = False):
+                 gate_speed: float, gate_cosine: float, point_gate: bool = False, attach_m: float = 0.0):
         if not 0.0 < filter_weight <= 1.0:
             raise ValueError(f"the filter weight of a new measurement must be in (0, 1], got {filter_weight}")
         self.scorer, self.movable = scorer, list(movable)
@@ -178,6 +203,7 @@ class ObjectTracker:
         self.filter_weight = filter_weight
         self.gate_speed, self.gate_cosine = gate_speed, gate_cosine
         self.point_gate = point_gate
+        self.attach_m = attach_m
         self.reset()
 
     def reset(self) -> None:
@@ -208,7 +234,7 @@ class ObjectTracker:
             net_speed = np.linalg.norm(net)
             if net_speed < self.gate_speed:
                 continue  # it could not move: not worth its alignment (most objects stand), and its track restarts
-            m = measure(points[mine], centre, earlier, views, dt)
+            m = measure(points[mine], centre, earlier, views, dt, direction=net)
             if m is None:
                 continue
             before = earlier.velocity[m.match]
@@ -227,4 +253,13 @@ class ObjectTracker:
                 takes &= np.linalg.norm(network_velocity, axis=1) > 0
             index = chosen[torch.as_tensor(takes, device=chosen.device)]
             motion[index, 0] = torch.as_tensor(point_velocity[takes], dtype=motion.dtype, device=motion.device)
+            if self.attach_m > 0 and takes.any():
+                others = torch.ones(len(g.means), dtype=torch.bool, device=chosen.device)
+                others[index] = False
+                rest = others.nonzero()[:, 0]
+                d, nearest = cKDTree(points[takes]).query(g.means[rest].double().cpu().numpy(),
+                                                           distance_upper_bound=self.attach_m)
+                near = np.isfinite(d)
+                motion[rest[torch.as_tensor(near, device=rest.device)], 0] = torch.as_tensor(
+                    point_velocity[takes][nearest[near]], dtype=motion.dtype, device=motion.device)
         return replace(g, motion=motion)
