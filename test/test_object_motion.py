@@ -7,7 +7,7 @@ from scipy.spatial import cKDTree
 from slarm_ros.gaussians import Gaussians4D
 from slarm_ros.model import SlarmConfig
 from slarm_ros.stream.object_motion import (START_SPEEDS, Objects, ObjectTracker, Views, align_translation,
-                                            alignment_starts, group_points, measure)
+                                            alignment_starts, group_points, measure, objects_within)
 
 ROAD, CAR = 0, 1  # the test's classes: features are one-hot class scores
 H, W = 80, 128
@@ -93,6 +93,20 @@ def test_a_translated_box_is_aligned_to_its_translation_from_its_centres_offset(
     np.testing.assert_allclose(t, shift, atol=0.02)
     short, short_cost = align_translation(now, then, np.zeros(3), eye, eye)
     assert np.linalg.norm(short - shift) > 0.1 and short_cost > cost + 0.05
+
+
+def test_earlier_objects_are_found_by_their_points_not_their_centres():
+    """A car that now touches a long truck ahead is one object with it: the centre of the two lies
+    far from where the car's was, but its points still lie within reach of the car's."""
+    car, truck = box([15.0, 0, 0.75]), box([25.0, 0, 0.75], size=(12.0, 2.4, 3.0))
+    label, centres = group_points(np.concatenate([car, truck]), link=1.0, min_points=5)
+    earlier = Objects(np.concatenate([car, truck]), label, centres, np.full((2, 3), np.nan), None, 0.0)
+    now = np.concatenate([car + [0.8, 0, 0], truck + [-1.5, 0, 0]])  # one object now
+    assert group_points(now, link=1.0, min_points=5)[1].shape == (1, 3)
+    assert np.linalg.norm(now.mean(0) - centres[label[0]]) > 3.0  # its centre is beyond a step's reach
+    assert set(objects_within(now, earlier, reach=3.0)) == {0, 1}
+    assert set(objects_within(car + [20.0, 0, 0], earlier, reach=3.0)) == {1}
+    assert len(objects_within(car + [0, 30.0, 0], earlier, reach=3.0)) == 0
 
 
 def test_the_alignment_also_starts_along_the_networks_direction():

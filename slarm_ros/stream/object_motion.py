@@ -27,6 +27,7 @@ network's config sets ``object_motion``.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ from torch import Tensor
 
 from ..gaussians import Gaussians4D
 
-MAX_SPEED = 30.0  # m/s: an object's centre moves at most this far per second between timesteps
+MAX_SPEED = 30.0  # m/s: no object moves faster
 TRIM_M = 1.0  # m: nearest neighbours farther apart than this are not the same surface
 ICP_ITERATIONS = 15
 MIN_OPACITY = 0.1  # fainter Gaussians barely show in a render and place no surface
@@ -85,6 +86,11 @@ class Objects:
 
     def members(self, j: int) -> np.ndarray:
         return self.points[self.label == j]
+
+    @cached_property
+    def tree(self) -> cKDTree:
+        """A KD-tree of all the points."""
+        return cKDTree(self.points)
 
 
 def group_points(points: np.ndarray, link: float, min_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,6 +155,16 @@ class Measurement:
     gain: float  # m: how much lower the alignment cost is than standing still's
 
 
+def objects_within(points: np.ndarray, earlier: Objects, reach: float) -> np.ndarray:
+    """Indices of the earlier objects with a point within ``reach`` m of one of ``points`` (N, 3).
+
+    By points, not centres: where objects merge or split from one timestep to the next (a car
+    passing a parked one), the centre of what is one car now may lie far from the earlier one's."""
+    d, i = earlier.tree.query(points, distance_upper_bound=reach)
+    hit = earlier.label[i[np.isfinite(d)]]
+    return np.unique(hit[hit >= 0])
+
+
 def alignment_starts(centre: np.ndarray, earlier_centre: np.ndarray, direction: np.ndarray | None, dt: float) -> list[np.ndarray]:
     """Translations (3,) to start an object's alignment from: standing still, the centres' offset and,
     given the network's motion of the object (3,) m/s, its horizontal direction at START_SPEEDS."""
@@ -167,7 +183,7 @@ def measure(points: np.ndarray, centre: np.ndarray, earlier: Objects, views_now:
     ``alignment_starts``; the best alignment, or None."""
     if len(earlier.centres) == 0:
         return None
-    near = np.flatnonzero(np.linalg.norm(earlier.centres - centre, axis=1) < MAX_SPEED * dt)
+    near = objects_within(points, earlier, MAX_SPEED * dt)
     best: tuple[float, np.ndarray, int] | None = None
     still = np.inf
     tree_now = cKDTree(points)
@@ -178,6 +194,8 @@ def measure(points: np.ndarray, centre: np.ndarray, earlier: Objects, views_now:
         still = min(still, cost_still)
         for start in alignment_starts(centre, earlier.centres[q], direction, dt):
             t, cost = align_translation(points, then, start, views_now, earlier.views, trees=trees)
+            if np.linalg.norm(t) > MAX_SPEED * dt:
+                continue  # drifted onto something no road user reaches in the time
             if best is None or cost < best[0]:
                 best = (cost, t, int(q))
     if best is None or not np.isfinite(best[0]):
