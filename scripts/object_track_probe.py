@@ -2,9 +2,10 @@
 
 The engine's object motion (``object_motion``; slarm_ros/stream/object_motion.py) groups the
 Gaussians it calls movable into objects and measures their motion by aligning each to the
-timestep before. This probe runs the same grouping, alignment, track filter and gates on pixels
-(the evaluation's resolution) instead of Gaussians, so that depth and classes can come from the
-ground truth as well as from the model, and sweeps the settings in one pass over a bag:
+timestep before. This probe runs the same grouping, alignment and gates on pixels (the
+evaluation's resolution) instead of Gaussians, so that depth and classes can come from the ground
+truth as well as from the model, and sweeps the settings in one pass over a bag (it moves no
+neighbour with an object, as ``object_attach_m`` does). Sources:
 
 - ``gt``: true depth and classes (what the tracking alone is worth);
 - ``model``: the network's rendered depth and classes, streaming the bag (the shipped model, or

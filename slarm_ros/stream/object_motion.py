@@ -41,11 +41,15 @@ from ..gaussians import Gaussians4D
 MAX_SPEED = 30.0  # m/s: no object moves faster
 TRIM_M = 1.0  # m: nearest neighbours farther apart than this are not the same surface
 ICP_ITERATIONS = 15
+CONVERGED_M = 1e-3  # m: an alignment whose step is shorter has converged
+# an object's points and an earlier object's are thinned to at most this many for the alignment: a
+# translation needs few, and a near car's thousand Gaussians would cost as many KD-tree queries
+ALIGN_POINTS = 300
 MIN_OPACITY = 0.1  # fainter Gaussians barely show in a render and place no surface
 # m/s: besides standing still and the centres' offset, the alignment also starts this fast along the
 # network's own direction of the object: a car's plain side or a partly seen car leaves local
 # minima short of its true displacement, and the network's direction is good where its length is not
-START_SPEEDS = (3.0, 6.0, 10.0, 15.0)
+START_SPEEDS = (5.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ def align_translation(now: np.ndarray, then: np.ndarray, start: np.ndarray, view
             return t, np.inf
         step = r.mean(0)
         t += step
-        if np.linalg.norm(step) < 1e-3:
+        if np.linalg.norm(step) < CONVERGED_M:
             break
     _, d = residuals(t)
     return t, (float(d.mean()) if len(d) >= 3 else np.inf)
@@ -153,6 +157,13 @@ class Measurement:
     velocity: np.ndarray  # (3,) m/s
     match: int  # index of the earlier object
     gain: float  # m: how much lower the alignment cost is than standing still's
+
+
+def thinned(points: np.ndarray) -> np.ndarray:
+    """Every k-th of the points (N, 3), at most ALIGN_POINTS of them."""
+    if len(points) <= ALIGN_POINTS:
+        return points
+    return points[:: -(-len(points) // ALIGN_POINTS)]
 
 
 def objects_within(points: np.ndarray, earlier: Objects, reach: float) -> np.ndarray:
@@ -186,9 +197,10 @@ def measure(points: np.ndarray, centre: np.ndarray, earlier: Objects, views_now:
     near = objects_within(points, earlier, MAX_SPEED * dt)
     best: tuple[float, np.ndarray, int] | None = None
     still = np.inf
+    points = thinned(points)
     tree_now = cKDTree(points)
     for q in near:
-        then = earlier.members(q)
+        then = thinned(earlier.members(q))
         trees = (tree_now, cKDTree(then))
         _, cost_still = align_translation(points, then, np.zeros(3), views_now, earlier.views, iterations=0, trees=trees)
         still = min(still, cost_still)
