@@ -8,11 +8,12 @@ So, per timestep, after the network:
 
 1. The Gaussians whose language features name a movable class (car, pedestrian) are grouped into
    objects: Gaussians closer than ``object_link_m`` belong to one object.
-2. Each object is aligned to the objects of the timestep before whose centres lie within reach by
-   a translation (trimmed, symmetric nearest-neighbour ICP), from several starts: standing still,
-   the centres' offset and the network's direction of the object at a few speeds. Only points the
-   other timestep's cameras covered count: an object entering or leaving the view would otherwise
-   slide. The earlier object aligned best is its match; its translation over the time between is
+2. Each object is aligned to the objects of the timestep before that have a point within a
+   step's reach (MAX_SPEED) of one of its own, by a translation (trimmed, symmetric
+   nearest-neighbour ICP) from several starts: standing still, the centres' offset and the
+   network's direction of the object at a few speeds. An alignment beyond reach is dropped. Only
+   points the other timestep's cameras covered count: an object entering or leaving the view would
+   otherwise slide. The earlier object aligned best is its match; its translation over the time between is
    the measured velocity, filtered along the track (``object_filter_weight``) against depth noise.
 3. An object moves when the network moves it too, at ``object_gate_speed`` or faster on the mean
    over its Gaussians (slower objects are not aligned at all: most objects stand), within
@@ -190,8 +191,8 @@ def alignment_starts(centre: np.ndarray, earlier_centre: np.ndarray, direction: 
 
 def measure(points: np.ndarray, centre: np.ndarray, earlier: Objects, views_now: Views, dt: float,
             direction: np.ndarray | None = None) -> Measurement | None:
-    """Align one object's points to each earlier object within reach, from each of
-    ``alignment_starts``; the best alignment, or None."""
+    """Align one object's points to each earlier object within reach (both thinned), from each of
+    ``alignment_starts``; the best alignment that stays within reach, or None."""
     if len(earlier.centres) == 0:
         return None
     near = objects_within(points, earlier, MAX_SPEED * dt)
