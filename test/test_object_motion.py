@@ -6,8 +6,8 @@ from scipy.spatial import cKDTree
 
 from slarm_ros.gaussians import Gaussians4D
 from slarm_ros.model import SlarmConfig
-from slarm_ros.stream.object_motion import (START_SPEEDS, Objects, ObjectTracker, Views, align_translation,
-                                            alignment_starts, group_points, measure, objects_within)
+from slarm_ros.stream.object_motion import (ALIGN_POINTS, START_SPEEDS, Objects, ObjectTracker, Views, align_translation,
+                                            alignment_starts, group_points, measure, objects_within, thinned)
 
 ROAD, CAR = 0, 1  # the test's classes: features are one-hot class scores
 H, W = 80, 128
@@ -107,6 +107,18 @@ def test_earlier_objects_are_found_by_their_points_not_their_centres():
     assert set(objects_within(now, earlier, reach=3.0)) == {0, 1}
     assert set(objects_within(car + [20.0, 0, 0], earlier, reach=3.0)) == {1}
     assert len(objects_within(car + [0, 30.0, 0], earlier, reach=3.0)) == 0
+
+
+def test_a_large_object_is_thinned_evenly_for_its_alignment():
+    """Gaussians come in pixel order (camera, row, column): every k-th of a near car's is every k-th
+    pixel along its image rows, so what is kept still covers the whole car."""
+    v, u = np.meshgrid(np.arange(30), np.arange(45), indexing="ij")  # a car's rear, 30 x 45 pixels at 6 m
+    rear = np.stack([np.full(v.size, 6.0), u.ravel() * 0.04 - 0.9, 1.5 - v.ravel() * 0.05], -1)
+    kept = thinned(rear)
+    assert len(rear) > 3 * ALIGN_POINTS and ALIGN_POINTS / 2 < len(kept) <= ALIGN_POINTS
+    assert cKDTree(kept).query(rear)[0].max() < 0.2  # every pixel's point lies within 5 pixels of a kept one
+    small = box([6.0, 0, 0.75], size=(1.0, 1.0, 1.0))
+    assert thinned(small) is small
 
 
 def test_the_alignment_also_starts_along_the_networks_direction():

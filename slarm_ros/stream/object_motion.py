@@ -161,7 +161,8 @@ class Measurement:
 
 
 def thinned(points: np.ndarray) -> np.ndarray:
-    """Every k-th of the points (N, 3), at most ALIGN_POINTS of them."""
+    """Every k-th of the points (N, 3), at most ALIGN_POINTS of them. Gaussians come in pixel order
+    (camera, row, column): every k-th of an object's is every k-th pixel along its image rows."""
     if len(points) <= ALIGN_POINTS:
         return points
     return points[:: -(-len(points) // ALIGN_POINTS)]
