@@ -37,7 +37,7 @@ from slarm_ros.resample import sample_nearest
 from slarm_ros.model.checkpoint import with_config
 from slarm_ros.stream import Reconstructor
 from slarm_ros.stream.reconstructor import DEFAULT_CHECKPOINT
-from slarm_ros.stream.object_motion import Objects, Views, group_points, measure
+from slarm_ros.stream.object_motion import Objects, TrackFilter, Views, group_points, measure
 from slarm_ros.world.config import CLASSES, GROUND_CLASSES, MOVABLE_CLASSES
 
 from flow_cue_probe import lift  # this folder's other probe: pixels at camera depth -> world points
@@ -129,17 +129,20 @@ def main() -> None:
             on = (label >= 0) & (idx >= 0)
             for a in args.alphas:
                 earlier = previous.get((source, a))
-                velocity = np.full((len(centres), 3), np.nan)
+                track_filter = TrackFilter(1, 1.0 - a)
+                tracks = np.full((len(centres), 1, 3), np.nan)
                 gain = np.full(len(centres), -np.inf)
                 for j, centre in enumerate(centres):
                     m = (measure(points[label == j], centre, earlier, views, dt, direction=net[j])
                          if earlier is not None else None)
                     if m is None:
                         continue
-                    before = earlier.velocity[m.match]
-                    velocity[j] = m.velocity if np.isnan(before[0]) else a * m.velocity + (1 - a) * before
+                    before = earlier.motion[m.match]
+                    tracks[j] = (track_filter.start(m.velocity) if np.isnan(before[0, 0])
+                                 else track_filter.update(before, m.velocity, dt))
                     gain[j] = m.gain
-                previous[(source, a)] = Objects(points, label, centres, velocity, views, sample.frame_set.stamp)
+                previous[(source, a)] = Objects(points, label, centres, tracks, views, sample.frame_set.stamp)
+                velocity = tracks[:, 0]
                 speed, net_speed = np.linalg.norm(velocity, axis=1), np.linalg.norm(net, axis=1)
                 cosine = (velocity * net).sum(1) / np.maximum(speed * net_speed, 1e-9)
                 for gate, cos_min, pixel_gate in itertools.product(args.net_gates, args.net_cos, args.pixel_gates):

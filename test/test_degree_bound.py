@@ -1,30 +1,23 @@
 """scripts/degree_bound.py: the least-squares velocities and the bound on a short drive of the world."""
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "degree_bound.py"
+from script_modules import SCRIPTS, load_script
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("degree_bound", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = SCRIPTS / "degree_bound.py"
 
 
 def test_horizons_are_the_other_context_timesteps_and_the_following_ones():
-    bound = load_script()
+    bound = load_script("degree_bound")
     assert bound.horizons(4, 2).tolist() == [-3, -2, -1, 1, 2]
     assert bound.horizons(1, 1).tolist() == [1]
 
 
 def test_degree_3_keeps_the_velocity_and_degree_1_takes_the_least_squares_slope():
-    bound = load_script()
+    bound = load_script("degree_bound")
     h = bound.horizons(6, 2) * 0.1
     v, a, j = np.array([8.0, -1.0, 0.0]), np.array([-4.0, 2.0, 0.0]), np.array([1.5, 0.0, 0.0])
     x = (v * h[:, None] + a * h[:, None] ** 2 / 2 + j * h[:, None] ** 3 / 6)[None]  # (1, H, 3)

@@ -1,4 +1,6 @@
 """Object motion: the reconstruction's movable objects tracked from timestep to timestep."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -6,8 +8,9 @@ from scipy.spatial import cKDTree
 
 from slarm_ros.gaussians import Gaussians4D
 from slarm_ros.model import SlarmConfig
-from slarm_ros.stream.object_motion import (ALIGN_POINTS, START_SPEEDS, Objects, ObjectTracker, Views, align_translation,
-                                            alignment_starts, group_points, measure, objects_within, thinned)
+from slarm_ros.stream.object_motion import (ALIGN_POINTS, START_SPEEDS, Objects, ObjectTracker, TrackFilter, Views,
+                                            align_translation, alignment_starts, group_points, measure, objects_within,
+                                            thinned)
 
 ROAD, CAR = 0, 1  # the test's classes: features are one-hot class scores
 H, W = 80, 128
@@ -59,7 +62,7 @@ def road() -> np.ndarray:
     return np.stack([x.ravel(), y.ravel(), np.zeros(x.size)], -1)
 
 
-def drive(track: ObjectTracker, car_x: list[float], network_velocity, dt=0.1):
+def drive(track: ObjectTracker, car_x: list[float], network_velocity, dt=0.1, degree=3):
     """A car driving ahead (its centre at ``car_x`` m at each step), a parked car and the road,
     seen from a camera driving at 5 m/s."""
     out = []
@@ -69,6 +72,7 @@ def drive(track: ObjectTracker, car_x: list[float], network_velocity, dt=0.1):
         moving = box([x, 0, 0.75])
         parked = box([12.0, -5, 0.75])
         g = gaussians([(moving, CAR, network_velocity), (parked, CAR, (0, 0, 0)), (road(), ROAD, (0, 0, 0))], t)
+        g = replace(g, motion=g.motion[:, :degree])
         out.append((track.update(g, t, views(ego)), len(moving), len(parked)))
     return out
 
@@ -100,7 +104,7 @@ def test_earlier_objects_are_found_by_their_points_not_their_centres():
     far from where the car's was, but its points still lie within reach of the car's."""
     car, truck = box([15.0, 0, 0.75]), box([25.0, 0, 0.75], size=(12.0, 2.4, 3.0))
     label, centres = group_points(np.concatenate([car, truck]), link=1.0, min_points=5)
-    earlier = Objects(np.concatenate([car, truck]), label, centres, np.full((2, 3), np.nan), None, 0.0)
+    earlier = Objects(np.concatenate([car, truck]), label, centres, np.full((2, 1, 3), np.nan), None, 0.0)
     now = np.concatenate([car + [0.8, 0, 0], truck + [-1.5, 0, 0]])  # one object now
     assert group_points(now, link=1.0, min_points=5)[1].shape == (1, 3)
     assert np.linalg.norm(now.mean(0) - centres[label[0]]) > 3.0  # its centre is beyond a step's reach
@@ -141,7 +145,7 @@ def test_a_car_leaving_the_view_is_measured_from_the_networks_direction():
     then, now = then[view.sees(then)], now[view.sees(now)]
     now = now + np.random.default_rng(0).normal(0, 0.05, now.shape)
     assert len(now) < len(then)
-    earlier = Objects(then, np.zeros(len(then), int), then.mean(0)[None], np.full((1, 3), np.nan), view, 0.0)
+    earlier = Objects(then, np.zeros(len(then), int), then.mean(0)[None], np.full((1, 1, 3), np.nan), view, 0.0)
     short = measure(now, now.mean(0), earlier, view, dt=0.1)
     found = measure(now, now.mean(0), earlier, view, dt=0.1, direction=np.array([3.0, 0.5, 0]))  # 30 % of it
     assert short.velocity[0] < 9.0
@@ -211,8 +215,87 @@ def test_what_lies_near_a_moving_object_moves_with_it():
     assert tracker().update(g, 0.0, views([0.0, 0, 1.5])).motion.abs().max() == 0  # 0: nothing attached, nothing tracked yet
 
 
+def measurements(positions: np.ndarray, dt: float) -> np.ndarray:
+    """The velocities (N-1, 3) a tracker measures from an object's positions (N, 3): displacements over each step."""
+    return np.diff(positions, axis=0) / dt
+
+
+def filtered(track_filter: TrackFilter, measured: np.ndarray, dt: float) -> list[np.ndarray]:
+    track = track_filter.start(measured[0])
+    out = [track]
+    for m in measured[1:]:
+        track = track_filter.update(track, m, dt)
+        out.append(track)
+    return out
+
+
+def test_the_first_order_filter_weighs_each_measurement_by_one_minus_its_memory():
+    rng = np.random.default_rng(0)
+    measured = rng.normal(size=(6, 3))
+    tracks = filtered(TrackFilter(1, 0.7), measured, 0.1)
+    expected = measured[0]
+    for m, track in zip(measured[1:], tracks[1:]):
+        expected = 0.3 * m + 0.7 * expected
+        assert track.shape == (1, 3)
+        np.testing.assert_allclose(track[0], expected)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_each_order_follows_the_motion_of_its_degree_without_lag(order):
+    """Noise-free positions of a car (x: 15 m/s braking at 3 m/s^2, with a jerk of 2 m/s^3 for order
+    3; y: turning at 2 m/s^2). After 4 s a filter follows the motion of its own degree exactly; one
+    order lower lags behind."""
+    dt, t = 0.1, np.arange(40) * 0.1
+    jerk = 2.0 if order == 3 else 0.0
+    acceleration = np.array([-3.0, 2.0, 0.0]) if order >= 2 else np.zeros(3)
+    velocity0 = np.array([15.0, 0.0, 0.0])
+    positions = (velocity0 * t[:, None] + acceleration * t[:, None] ** 2 / 2
+                 + np.array([jerk, 0, 0]) * t[:, None] ** 3 / 6)
+    truth_velocity = velocity0 + acceleration * t[-1] + np.array([jerk, 0, 0]) * t[-1] ** 2 / 2
+    truth_acceleration = acceleration + np.array([jerk, 0, 0]) * t[-1]
+    last = filtered(TrackFilter(order, 0.7), measurements(positions, dt), dt)[-1]
+    np.testing.assert_allclose(last[0], truth_velocity, atol=1e-3)
+    if order >= 2:
+        np.testing.assert_allclose(last[1], truth_acceleration, atol=1e-2)
+        lagging = filtered(TrackFilter(order - 1, 0.7), measurements(positions, dt), dt)[-1]
+        assert np.linalg.norm(lagging[0] - truth_velocity) > 0.05
+    if order == 3:
+        np.testing.assert_allclose(last[2], [jerk, 0, 0], atol=0.1)
+
+
+def test_at_the_same_memory_a_higher_order_passes_more_noise():
+    rng = np.random.default_rng(1)
+    noise = rng.normal(scale=1.0, size=(4000, 3))  # m/s: a parked car's measurements
+    spread = [np.std([t[0] for t in filtered(TrackFilter(order, 0.7), noise, 0.1)[100:]]) for order in (1, 2, 3)]
+    assert spread[0] < spread[1] < spread[2]
+
+
+@pytest.mark.parametrize("order, memory", [(0, 0.7), (4, 0.7), (2, 1.0), (2, -0.1)])
+def test_a_bad_track_filter_is_refused(order, memory):
+    with pytest.raises(ValueError, match="track filter"):
+        TrackFilter(order, memory)
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_a_moving_cars_gaussians_take_the_orders_its_track_estimates(order):
+    """A car accelerating from 8 m/s at 4 m/s^2 (exactly as the tracker measures it: noise-free boxes)."""
+    t = np.arange(12) * 0.1
+    x = 15.0 + 8.0 * t + 2.0 * t**2
+    out = drive(tracker(filter_order=order, filter_weight=0.5), list(x), network_velocity=(2.0, 0, 0))
+    g, n_moving, _ = out[-1]
+    np.testing.assert_allclose(g.motion[:n_moving, 0].mean(0).numpy(), [8.0 + 4.0 * t[-1], 0, 0], atol=0.2)
+    np.testing.assert_allclose(g.motion[:n_moving, 1].mean(0).numpy(), [4.0, 0, 0], atol=0.3)
+    if order == 2:
+        assert g.motion[:, 2].abs().max() == 0
+    assert g.motion[n_moving:].abs().max() == 0
+    # a network of degree 1 has room for the velocity only
+    velocity_only = drive(tracker(filter_order=order, filter_weight=0.5), list(x), network_velocity=(2.0, 0, 0), degree=1)
+    assert velocity_only[-1][0].motion.shape[1] == 1
+    np.testing.assert_allclose(velocity_only[-1][0].motion[:n_moving, 0].numpy(), g.motion[:n_moving, 0].numpy())
+
+
 @pytest.mark.parametrize("change, message", [
-    ({"object_filter_weight": 0.0}, "object_filter_weight"), ({"object_link_m": 0.0}, "object_link_m"),
+    ({"object_filter_weight": 0.0}, "object_filter_weight"), ({"object_filter_order": 4}, "object_filter_order"), ({"object_link_m": 0.0}, "object_link_m"),
     ({"object_movable": ("bus",)}, "object_movable"), ({"object_gate_cosine": 1.0}, "object_gate_cosine"),
     ({"object_attach_m": -0.1}, "object_attach_m")])
 def test_bad_object_settings_are_refused(change, message):

@@ -91,6 +91,9 @@ class SlarmConfig:
     object_link_m: float = 1.0  # m; Gaussians closer than this belong to one object
     object_min_points: int = 5  # Gaussians; smaller groups are no object
     object_filter_weight: float = 0.3  # weight of each new measurement in an object's velocity (1: no filter)
+    # what each track estimates (stream/object_motion.py, TrackFilter): 1 velocity, 2 and acceleration,
+    # 3 and jerk; the Gaussians of a moving object take as many orders as the network's motion has
+    object_filter_order: int = 1
     object_gate_speed: float = 0.5  # m/s
     object_gate_cosine: float = 0.0
     # True: only the object's Gaussians that the network moves take its motion (an object's edge often
@@ -186,6 +189,8 @@ class SlarmConfig:
                              f"{self.object_min_points}")
         if not 0.0 < self.object_filter_weight <= 1.0:
             raise ValueError(f"object_filter_weight must be in (0, 1], got {self.object_filter_weight}")
+        if self.object_filter_order not in (1, 2, 3):
+            raise ValueError(f"object_filter_order must be 1, 2 or 3, got {self.object_filter_order}")
         if self.object_attach_m < 0:
             raise ValueError(f"object_attach_m must not be negative, got {self.object_attach_m}")
         if self.object_gate_speed < 0 or not -1.0 <= self.object_gate_cosine < 1.0:

@@ -14,12 +14,13 @@ So, per timestep, after the network:
    network's direction of the object at a few speeds. An alignment beyond reach is dropped. Only
    points the other timestep's cameras covered count: an object entering or leaving the view would
    otherwise slide. The earlier object aligned best is its match; its translation over the time between is
-   the measured velocity, filtered along the track (``object_filter_weight``) against depth noise.
+   the measured velocity, filtered along the track against depth noise (``TrackFilter``: velocity,
+   and with ``object_filter_order`` 2 or 3 acceleration and jerk too).
 3. An object moves when the network moves it too, at ``object_gate_speed`` or faster on the mean
    over its Gaussians (slower objects are not aligned at all: most objects stand), within
    acos(``object_gate_cosine``) of the measured motion, and when the translation aligns it better
    than standing still does. Its Gaussians (with ``object_point_gate``, only those the network
-   moves) take the object's velocity, and so does every other Gaussian within ``object_attach_m``
+   moves) take the object's motion, and so does every other Gaussian within ``object_attach_m``
    of them; every other Gaussian stands still.
 
 All in the world frame, causal, constant time per step (one timestep of state). Off unless the
@@ -85,7 +86,9 @@ class Objects:
     points: np.ndarray  # (N, 3) world metres
     label: np.ndarray  # (N,) object index per point, -1 for points in no object
     centres: np.ndarray  # (M, 3)
-    velocity: np.ndarray  # (M, 3) m/s, filtered along the object's track; NaN where not measured yet
+    # (M, order, 3): velocity m/s, acceleration m/s^2, jerk m/s^3 (as many as the track filter's
+    # order), filtered along the object's track; NaN where not measured yet
+    motion: np.ndarray
     views: Views
     stamp: float  # absolute seconds
 
@@ -149,6 +152,49 @@ def align_translation(now: np.ndarray, then: np.ndarray, start: np.ndarray, view
             break
     _, d = residuals(t)
     return t, (float(d.mean()) if len(d) >= 3 else np.inf)
+
+
+@dataclass(frozen=True)
+class TrackFilter:
+    """An object's motion along its track from the velocity measured at each timestep: the
+    critically damped (fading-memory) polynomial filter of ``order`` 1 (velocity), 2 (and
+    acceleration) or 3 (and jerk).
+
+    ``memory`` in [0, 1) is how much of its past a track keeps per measurement; it sets all the
+    gains (order 1: each measurement weighs 1 - memory). Higher orders follow braking and turning
+    without lag but pass more measurement noise at the same memory. A measurement is a
+    displacement over the step, so it is compared with the mean velocity the track predicts over
+    the step, not with the velocity at its end.
+    """
+
+    order: int
+    memory: float
+
+    def __post_init__(self):
+        if self.order not in (1, 2, 3) or not 0.0 <= self.memory < 1.0:
+            raise ValueError(f"a track filter needs order 1, 2 or 3 and memory in [0, 1), got {self.order}, {self.memory}")
+
+    @property
+    def gains(self) -> np.ndarray:
+        """(order,) gains of velocity, acceleration (per step) and jerk (per step squared)."""
+        m = self.memory
+        return np.array({1: [1 - m],
+                         2: [1 - m**2, (1 - m) ** 2],
+                         3: [1 - m**3, 1.5 * (1 - m) ** 2 * (1 + m), (1 - m) ** 3]}[self.order])
+
+    def start(self, measured: np.ndarray) -> np.ndarray:
+        """(order, 3): a new track moves at its first measured velocity (3,) m/s, and no faster or slower."""
+        out = np.zeros((self.order, 3))
+        out[0] = measured
+        return out
+
+    def update(self, track: np.ndarray, measured: np.ndarray, dt: float) -> np.ndarray:
+        """The track's motion (order, 3) ``dt`` s later, given the velocity (3,) m/s measured over those ``dt`` s."""
+        v, a, j = (list(track) + [np.zeros(3)] * 2)[:3]
+        predicted = np.stack([v + a * dt + j * dt**2 / 2, a + j * dt, j])[: self.order]
+        mean_velocity = v + a * dt / 2 + j * dt**2 / 6  # over the step, as measured
+        per_step = np.array([1.0, 1 / dt, 1 / dt**2])[: self.order]
+        return predicted + (self.gains * per_step)[:, None] * (measured - mean_velocity)
 
 
 @dataclass(frozen=True)
@@ -223,16 +269,17 @@ class ObjectTracker:
     ``scorer`` maps Gaussian features (N, F) to scores (N, Q) for Q class names (the engine's:
     cosine similarities to the names' text embeddings); a Gaussian whose best class is one of
     ``movable`` (indices into Q) may belong to an object. The other settings are the config's
-    ``object_*`` (model/config.py).
+    ``object_*`` (model/config.py); ``filter_weight`` is ``1 - TrackFilter.memory``.
     """
 
     def __init__(self, scorer, movable: list[int], link: float, min_points: int, filter_weight: float,
-                 gate_speed: float, gate_cosine: float, point_gate: bool = False, attach_m: float = 0.0):
+                 gate_speed: float, gate_cosine: float, point_gate: bool = False, attach_m: float = 0.0,
+                 filter_order: int = 1):
         if not 0.0 < filter_weight <= 1.0:
             raise ValueError(f"the filter weight of a new measurement must be in (0, 1], got {filter_weight}")
         self.scorer, self.movable = scorer, list(movable)
         self.link, self.min_points = link, min_points
-        self.filter_weight = filter_weight
+        self.filter = TrackFilter(filter_order, 1.0 - filter_weight)
         self.gate_speed, self.gate_cosine = gate_speed, gate_cosine
         self.point_gate = point_gate
         self.attach_m = attach_m
@@ -249,12 +296,13 @@ class ObjectTracker:
     @torch.inference_mode()
     def update(self, g: Gaussians4D, stamp: float, views: Views) -> Gaussians4D:
         """The Gaussians of the timestep at ``stamp`` (world frame, t0 = stamp) with the motion of
-        their tracked objects: velocity only; every Gaussian in no moving object stands still."""
+        their tracked objects (as many orders as both the filter and ``g`` have; higher ones are
+        zero); every Gaussian in no moving object stands still."""
         chosen = self.movable_mask(g).nonzero()[:, 0]
         points = g.means[chosen].double().cpu().numpy()
         network_velocity = g.motion[chosen, 0].double().cpu().numpy() if g.degree else np.zeros_like(points)
         label, centres = group_points(points, self.link, self.min_points)
-        velocity = np.full((len(centres), 3), np.nan)
+        tracks = np.full((len(centres), self.filter.order, 3), np.nan)
         moving = np.zeros(len(centres), bool)
         earlier = self.previous
         dt = stamp - earlier.stamp if earlier is not None else 0.0
@@ -269,22 +317,22 @@ class ObjectTracker:
             m = measure(points[mine], centre, earlier, views, dt, direction=net)
             if m is None:
                 continue
-            before = earlier.velocity[m.match]
-            w = self.filter_weight
-            velocity[j] = m.velocity if np.isnan(before[0]) else w * m.velocity + (1 - w) * before
-            agrees = net @ velocity[j] > self.gate_cosine * net_speed * np.linalg.norm(velocity[j])
+            before = earlier.motion[m.match]
+            tracks[j] = self.filter.start(m.velocity) if np.isnan(before[0, 0]) else self.filter.update(before, m.velocity, dt)
+            velocity = tracks[j, 0]
+            agrees = net @ velocity > self.gate_cosine * net_speed * np.linalg.norm(velocity)
             moving[j] = m.gain > 0 and agrees
-        self.previous = Objects(points, label, centres, velocity, views, stamp)
+        self.previous = Objects(points, label, centres, tracks, views, stamp)
 
         motion = torch.zeros_like(g.motion)
-        if g.degree and moving.any():
-            point_velocity = np.zeros_like(points)
+        orders = min(self.filter.order, g.degree)
+        if orders and moving.any():
             takes = (label >= 0) & moving[np.maximum(label, 0)]
-            point_velocity[takes] = velocity[label[takes]]
             if self.point_gate:  # a Gaussian the network holds still keeps still
                 takes &= np.linalg.norm(network_velocity, axis=1) > 0
+            taken = tracks[label[takes], :orders]  # (T, orders, 3)
             index = chosen[torch.as_tensor(takes, device=chosen.device)]
-            motion[index, 0] = torch.as_tensor(point_velocity[takes], dtype=motion.dtype, device=motion.device)
+            motion[index, :orders] = torch.as_tensor(taken, dtype=motion.dtype, device=motion.device)
             if self.attach_m > 0 and takes.any():
                 others = torch.ones(len(g.means), dtype=torch.bool, device=chosen.device)
                 others[index] = False
@@ -292,6 +340,6 @@ class ObjectTracker:
                 d, nearest = cKDTree(points[takes]).query(g.means[rest].double().cpu().numpy(),
                                                            distance_upper_bound=self.attach_m)
                 near = np.isfinite(d)
-                motion[rest[torch.as_tensor(near, device=rest.device)], 0] = torch.as_tensor(
-                    point_velocity[takes][nearest[near]], dtype=motion.dtype, device=motion.device)
+                motion[rest[torch.as_tensor(near, device=rest.device)], :orders] = torch.as_tensor(
+                    taken[nearest[near]], dtype=motion.dtype, device=motion.device)
         return replace(g, motion=motion)
