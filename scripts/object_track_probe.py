@@ -37,7 +37,8 @@ from slarm_ros.resample import sample_nearest
 from slarm_ros.model.checkpoint import with_config
 from slarm_ros.stream import Reconstructor
 from slarm_ros.stream.reconstructor import DEFAULT_CHECKPOINT
-from slarm_ros.stream.object_motion import Objects, TrackFilter, Views, group_points, measure
+from slarm_ros.stream.object_motion import Objects, Views, group_points, measure
+from slarm_ros.stream.track_filter import TrackFilter
 from slarm_ros.world.config import CLASSES, GROUND_CLASSES, MOVABLE_CLASSES
 
 from flow_cue_probe import lift  # this folder's other probe: pixels at camera depth -> world points

@@ -14,8 +14,8 @@ So, per timestep, after the network:
    network's direction of the object at a few speeds. An alignment beyond reach is dropped. Only
    points the other timestep's cameras covered count: an object entering or leaving the view would
    otherwise slide. The earlier object aligned best is its match; its translation over the time between is
-   the measured velocity, filtered along the track against depth noise (``TrackFilter``: velocity,
-   and with ``object_filter_order`` 2 or 3 acceleration and jerk too).
+   the measured velocity, filtered along the track against depth noise (``TrackFilter``,
+   track_filter.py: velocity, and with ``object_filter_order`` 2 or 3 acceleration and jerk too).
 3. An object moves when the network moves it too, at ``object_gate_speed`` or faster on the mean
    over its Gaussians (slower objects are not aligned at all: most objects stand), within
    acos(``object_gate_cosine``) of the measured motion, and when the translation aligns it better
@@ -39,6 +39,7 @@ from scipy.spatial import cKDTree
 from torch import Tensor
 
 from ..gaussians import Gaussians4D
+from .track_filter import TrackFilter
 
 MAX_SPEED = 30.0  # m/s: no object moves faster
 TRIM_M = 1.0  # m: nearest neighbours farther apart than this are not the same surface
@@ -152,49 +153,6 @@ def align_translation(now: np.ndarray, then: np.ndarray, start: np.ndarray, view
             break
     _, d = residuals(t)
     return t, (float(d.mean()) if len(d) >= 3 else np.inf)
-
-
-@dataclass(frozen=True)
-class TrackFilter:
-    """An object's motion along its track from the velocity measured at each timestep: the
-    critically damped (fading-memory) polynomial filter of ``order`` 1 (velocity), 2 (and
-    acceleration) or 3 (and jerk).
-
-    ``memory`` in [0, 1) is how much of its past a track keeps per measurement; it sets all the
-    gains (order 1: each measurement weighs 1 - memory). Higher orders follow braking and turning
-    without lag but pass more measurement noise at the same memory. A measurement is a
-    displacement over the step, so it is compared with the mean velocity the track predicts over
-    the step, not with the velocity at its end.
-    """
-
-    order: int
-    memory: float
-
-    def __post_init__(self):
-        if self.order not in (1, 2, 3) or not 0.0 <= self.memory < 1.0:
-            raise ValueError(f"a track filter needs order 1, 2 or 3 and memory in [0, 1), got {self.order}, {self.memory}")
-
-    @property
-    def gains(self) -> np.ndarray:
-        """(order,) gains of velocity, acceleration (per step) and jerk (per step squared)."""
-        m = self.memory
-        return np.array({1: [1 - m],
-                         2: [1 - m**2, (1 - m) ** 2],
-                         3: [1 - m**3, 1.5 * (1 - m) ** 2 * (1 + m), (1 - m) ** 3]}[self.order])
-
-    def start(self, measured: np.ndarray) -> np.ndarray:
-        """(order, 3): a new track moves at its first measured velocity (3,) m/s, and no faster or slower."""
-        out = np.zeros((self.order, 3))
-        out[0] = measured
-        return out
-
-    def update(self, track: np.ndarray, measured: np.ndarray, dt: float) -> np.ndarray:
-        """The track's motion (order, 3) ``dt`` s later, given the velocity (3,) m/s measured over those ``dt`` s."""
-        v, a, j = (list(track) + [np.zeros(3)] * 2)[:3]
-        predicted = np.stack([v + a * dt + j * dt**2 / 2, a + j * dt, j])[: self.order]
-        mean_velocity = v + a * dt / 2 + j * dt**2 / 6  # over the step, as measured
-        per_step = np.array([1.0, 1 / dt, 1 / dt**2])[: self.order]
-        return predicted + (self.gains * per_step)[:, None] * (measured - mean_velocity)
 
 
 @dataclass(frozen=True)
