@@ -66,11 +66,6 @@ def record(bag: str, checkpoint: str | None, max_steps: int) -> tuple[list[dict]
     return steps, engine.cfg
 
 
-def camera_centre(views) -> np.ndarray:
-    """(3,) the mean of the cameras' centres, world frame."""
-    return np.mean([-T[:3, :3].T @ T[:3, 3] for T in views.world_to_cam], axis=0)
-
-
 def facing_camera(views, point: np.ndarray) -> int:
     """The camera whose optical axis points closest to ``point`` (3,)."""
     cosines = []
@@ -97,7 +92,7 @@ def analyse(steps: list[dict], link: float, min_points: int, gate_speed: float) 
         moving = np.flatnonzero(speed >= 0.5)
         object_of = np.full(len(speed), -2)
         object_of[chosen] = label
-        eye = camera_centre(step["views"])
+        eye = step["views"].centre
         for i in moving:
             if object_of[i] >= -1:
                 ranges["no_object" if object_of[i] == -1 else "in_object"].append(np.linalg.norm(step["means"][i] - eye))

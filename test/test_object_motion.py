@@ -233,7 +233,26 @@ def test_a_moving_cars_gaussians_take_the_orders_its_track_estimates(order):
     np.testing.assert_allclose(velocity_only[-1][0].motion[:n_moving, 0].numpy(), g.motion[:n_moving, 0].numpy())
 
 
+def test_in_dense_traffic_the_nearest_objects_are_aligned_and_the_farther_ones_stand_still():
+    """Twelve cars in a line ahead at 10-87 m, all driving at 8 m/s and moved by the network; at most five
+    objects are aligned per timestep."""
+    ranges = 10.0 + 7.0 * np.arange(12)
+    track = tracker(max_aligned=5)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(12)  # the objects' order in the Gaussians is not their range's
+    for k in range(2):
+        cars = [box([x + 0.8 * k, 0, 0.75]) for x in ranges[order]]
+        g = gaussians([(c, CAR, (2.0, 0, 0)) for c in cars], k * 0.1)
+        out = track.update(g, k * 0.1, views([0.0, 0, 1.5], height=10**4, width=10**4))
+    speed = out.motion[:, 0, 0].numpy()
+    starts = np.cumsum([0] + [len(c) for c in cars])
+    car_speed = {ranges[order[i]]: speed[starts[i]: starts[i + 1]].mean() for i in range(12)}
+    assert all(car_speed[x] == pytest.approx(8.0, abs=0.2) for x in ranges[:5])
+    assert all(car_speed[x] == 0 for x in ranges[5:])
+
+
 @pytest.mark.parametrize("change, message", [
+    ({"object_max_aligned": 0}, "object_max_aligned"),
     ({"object_filter_weight": 0.0}, "object_filter_weight"), ({"object_filter_order": 4}, "object_filter_order"), ({"object_link_m": 0.0}, "object_link_m"),
     ({"object_movable": ("bus",)}, "object_movable"), ({"object_gate_cosine": 1.0}, "object_gate_cosine"),
     ({"object_attach_m": -0.1}, "object_attach_m")])

@@ -95,6 +95,9 @@ class SlarmConfig:
     # 3 and jerk; the Gaussians of a moving object take as many orders as the network's motion has
     object_filter_order: int = 1
     object_gate_speed: float = 0.5  # m/s
+    # at most this many objects are aligned per timestep, the nearest to the cameras first; farther
+    # ones stand still for that timestep: the tracker's time stays bounded in dense traffic
+    object_max_aligned: int = 16
     object_gate_cosine: float = 0.0
     # True: only the object's Gaussians that the network moves take its motion (an object's edge often
     # belongs to what stands behind it); False: all of them
@@ -191,6 +194,8 @@ class SlarmConfig:
             raise ValueError(f"object_filter_weight must be in (0, 1], got {self.object_filter_weight}")
         if self.object_filter_order not in (1, 2, 3):
             raise ValueError(f"object_filter_order must be 1, 2 or 3, got {self.object_filter_order}")
+        if self.object_max_aligned < 1:
+            raise ValueError(f"object_max_aligned must be at least 1, got {self.object_max_aligned}")
         if self.object_attach_m < 0:
             raise ValueError(f"object_attach_m must not be negative, got {self.object_attach_m}")
         if self.object_gate_speed < 0 or not -1.0 <= self.object_gate_cosine < 1.0:

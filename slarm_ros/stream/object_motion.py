@@ -17,7 +17,8 @@ So, per timestep, after the network:
    the measured velocity, filtered along the track against depth noise (``TrackFilter``,
    track_filter.py: velocity, and with ``object_filter_order`` 2 or 3 acceleration and jerk too).
 3. An object moves when the network moves it too, at ``object_gate_speed`` or faster on the mean
-   over its Gaussians (slower objects are not aligned at all: most objects stand), within
+   over its Gaussians (slower objects are not aligned at all: most objects stand; of the others at
+   most ``object_max_aligned`` are, the nearest to the cameras first), within
    acos(``object_gate_cosine``) of the measured motion, and when the translation aligns it better
    than standing still does. Its Gaussians (with ``object_point_gate``, only those the network
    moves) take the object's motion, and so does every other Gaussian within ``object_attach_m``
@@ -67,6 +68,11 @@ class Views:
     @classmethod
     def of(cls, K: np.ndarray, cam_to_world: np.ndarray, height: int, width: int) -> "Views":
         return cls(np.asarray(K, np.float64), np.linalg.inv(np.asarray(cam_to_world, np.float64)), height, width)
+
+    @property
+    def centre(self) -> np.ndarray:
+        """(3,) the mean of the cameras' centres, world frame."""
+        return np.mean([-T[:3, :3].T @ T[:3, 3] for T in self.world_to_cam], axis=0)
 
     def sees(self, points: np.ndarray) -> np.ndarray:
         """(N,) bool: the point (N, 3) projects inside some camera's image, in front of it."""
@@ -232,7 +238,7 @@ class ObjectTracker:
 
     def __init__(self, scorer, movable: list[int], link: float, min_points: int, filter_weight: float,
                  gate_speed: float, gate_cosine: float, point_gate: bool = False, attach_m: float = 0.0,
-                 filter_order: int = 1):
+                 filter_order: int = 1, max_aligned: int = 16):
         if not 0.0 < filter_weight <= 1.0:
             raise ValueError(f"the filter weight of a new measurement must be in (0, 1], got {filter_weight}")
         self.scorer, self.movable = scorer, list(movable)
@@ -241,6 +247,7 @@ class ObjectTracker:
         self.gate_speed, self.gate_cosine = gate_speed, gate_cosine
         self.point_gate = point_gate
         self.attach_m = attach_m
+        self.max_aligned = max_aligned
         self.reset()
 
     def reset(self) -> None:
@@ -264,15 +271,18 @@ class ObjectTracker:
         moving = np.zeros(len(centres), bool)
         earlier = self.previous
         dt = stamp - earlier.stamp if earlier is not None else 0.0
-        for j, centre in enumerate(centres):
-            if earlier is None or dt <= 0:
-                break
-            mine = label == j
+        aligned = 0
+        nearest_first = np.argsort(np.linalg.norm(centres - views.centre, axis=1), kind="stable")
+        for j in nearest_first:
+            if earlier is None or dt <= 0 or aligned == self.max_aligned:
+                break  # beyond the budget, farther objects stand still for this timestep
+            centre, mine = centres[j], label == j
             net = network_velocity[mine].mean(0)
             net_speed = np.linalg.norm(net)
             if net_speed < self.gate_speed:
                 continue  # it could not move: not worth its alignment (most objects stand), and its track restarts
             m = measure(points[mine], centre, earlier, views, dt, direction=net)
+            aligned += 1
             if m is None:
                 continue
             before = earlier.motion[m.match]

@@ -150,7 +150,7 @@ class Reconstructor:
         return ObjectTracker(scorer, [cfg.object_vocabulary.index(c) for c in cfg.object_movable], cfg.object_link_m,
                              cfg.object_min_points, cfg.object_filter_weight, cfg.object_gate_speed,
                              cfg.object_gate_cosine, cfg.object_point_gate, cfg.object_attach_m,
-                             cfg.object_filter_order)
+                             cfg.object_filter_order, cfg.object_max_aligned)
 
     def _with_object_motion(self, result: StepResult, frames: PreparedFrames, tracker: ObjectTracker) -> StepResult:
         views = Views.of(frames.K.double().cpu().numpy(), frames.cam_to_world, self.cfg.image_height,
