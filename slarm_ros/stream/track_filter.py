@@ -40,7 +40,7 @@ class TrackFilter:
                          3: [1 - m**3, 1.5 * (1 - m) ** 2 * (1 + m), (1 - m) ** 3]}[self.order])
 
     def start(self, measured: np.ndarray) -> np.ndarray:
-        """(order, 3): a new track moves at its first measured velocity (3,) m/s, and no faster or slower."""
+        """(order, 3): a new track moves at its first measured velocity (3,) m/s, with no acceleration or jerk yet."""
         out = np.zeros((self.order, 3))
         out[0] = measured
         return out
