@@ -233,6 +233,22 @@ def test_a_moving_cars_gaussians_take_the_orders_its_track_estimates(order):
     np.testing.assert_allclose(velocity_only[-1][0].motion[:n_moving, 0].numpy(), g.motion[:n_moving, 0].numpy())
 
 
+def test_gaussians_with_no_finite_place_stand_still_and_the_rest_is_tracked():
+    """A network output with NaN and infinite means (two of the car's Gaussians, one of the road's,
+    with attach on): those stand still, the car moves, and nothing raises."""
+    track = tracker(attach_m=0.3)
+    for k in range(3):
+        car = box([15.0 + 0.8 * k, 0, 0.75])
+        g = gaussians([(car, CAR, (2.0, 0, 0)), (road(), ROAD, (0, 0, 0))], k * 0.1)
+        broken = [3, 5, len(car) + 7]
+        g.means[3], g.means[5], g.means[len(car) + 7] = float("nan"), float("inf"), float("nan")
+        out = track.update(g, k * 0.1, views([0.0, 0, 1.5]))
+    assert torch.isfinite(out.motion).all()
+    assert out.motion[broken].abs().max() == 0
+    fine = np.setdiff1d(np.arange(len(car)), broken)
+    np.testing.assert_allclose(out.motion[fine, 0].mean(0).numpy(), [8.0, 0, 0], atol=0.2)
+
+
 def test_in_dense_traffic_the_nearest_objects_are_aligned_and_the_farther_ones_stand_still():
     """Twelve cars in a line ahead at 10-87 m, all driving at 8 m/s and moved by the network; at most five
     objects are aligned per timestep."""

@@ -254,9 +254,10 @@ class ObjectTracker:
         self.previous: Objects | None = None
 
     def movable_mask(self, g: Gaussians4D) -> Tensor:
-        """(N,) bool: the Gaussian is opaque enough and its best class is a movable one."""
+        """(N,) bool: the Gaussian is opaque enough, has a finite place and its best class is a movable one."""
         best = self.scorer(g.features).argmax(-1)
-        return torch.isin(best, torch.as_tensor(self.movable, device=best.device)) & (g.opacities >= MIN_OPACITY)
+        return (torch.isin(best, torch.as_tensor(self.movable, device=best.device)) & (g.opacities >= MIN_OPACITY)
+                & torch.isfinite(g.means).all(-1))
 
     @torch.inference_mode()
     def update(self, g: Gaussians4D, stamp: float, views: Views) -> Gaussians4D:
@@ -302,7 +303,7 @@ class ObjectTracker:
             index = chosen[torch.as_tensor(takes, device=chosen.device)]
             motion[index, :orders] = torch.as_tensor(taken, dtype=motion.dtype, device=motion.device)
             if self.attach_m > 0 and takes.any():
-                others = torch.ones(len(g.means), dtype=torch.bool, device=chosen.device)
+                others = torch.isfinite(g.means).all(-1)  # a Gaussian with no finite place is near nothing
                 others[index] = False
                 rest = others.nonzero()[:, 0]
                 d, nearest = cKDTree(points[takes]).query(g.means[rest].double().cpu().numpy(),
