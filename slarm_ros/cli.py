@@ -38,7 +38,8 @@ def _world_make(args: argparse.Namespace) -> int:
     from .world.make import make_world_bag
 
     cfg = WorldConfig(seed=args.seed, seconds=args.seconds, hz=args.hz, cameras=args.cameras,
-                      image_height=args.height, image_width=args.width, non_uniform_share=args.non_uniform_share)
+                      image_height=args.height, image_width=args.width, non_uniform_share=args.non_uniform_share,
+                      image_noise=args.image_noise, noise_seed=args.noise_seed)
     stats = make_world_bag(cfg, args.out, storage=args.storage)
     print(f"wrote {stats['bag']}: {stats['steps']} timesteps x {stats['cameras']} cameras in {stats['seconds']:.1f} s "
           f"(rendering {stats['render_seconds']:.1f} s), {stats['bytes'] / 2**20:.1f} MB")
@@ -230,6 +231,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     make.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     make.add_argument("--non-uniform-share", type=float, default=WorldConfig.non_uniform_share,
                       help="share of actors that accelerate, brake, turn or zig-zag (the rest keep their speed)")
+    make.add_argument("--image-noise", type=float, default=0.0,
+                      help="the cameras' read noise, standard deviation in 8-bit levels (0: none)")
+    make.add_argument("--noise-seed", type=int, default=0,
+                      help="seed of that noise: the same drive with other noise")
     make.set_defaults(func=_world_make)
 
     play = commands.add_parser("replay", help="publish a bag on live topics with /clock")

@@ -21,6 +21,28 @@ def test_same_seed_same_world_other_seed_other_world(scene):
     assert not np.array_equal(render_camera(other, other.cameras[0], 1.0).rgb, a.rgb)
 
 
+def test_read_noise_is_seeded_zero_mean_and_leaves_the_ground_truth(scene):
+    clean = render_camera(scene, scene.cameras[0], 1.0)
+    noisy_cfg = scene.cfg.replace(image_noise=2.0, noise_seed=1)
+    noisy = render_camera(build_scene(noisy_cfg), scene.cameras[0], 1.0)
+    again = render_camera(build_scene(noisy_cfg), scene.cameras[0], 1.0)
+    other = render_camera(build_scene(noisy_cfg.replace(noise_seed=2)), scene.cameras[0], 1.0)
+    later = render_camera(build_scene(noisy_cfg), scene.cameras[0], 1.1)
+    assert np.array_equal(noisy.rgb, again.rgb)  # a drive, a camera and a time always get the same noise
+    assert not np.array_equal(noisy.rgb, other.rgb)
+    unclipped = (clean.rgb > 10) & (clean.rgb < 245)
+    diff = noisy.rgb.astype(float)[unclipped] - clean.rgb[unclipped]
+    assert abs(diff.mean()) < 0.05 and 1.8 < diff.std() < 2.3  # 2 levels, and the rounding's share
+    # fresh per timestep: the noise is not a fixed pattern
+    step = (later.rgb.astype(float) - render_camera(scene, scene.cameras[0], 1.1).rgb) - \
+        (noisy.rgb.astype(float) - clean.rgb)
+    assert step[unclipped].std() > 2.0
+    for field in ("depth", "semantic", "flow", "lidar", "dynamic"):
+        assert np.array_equal(getattr(noisy, field), getattr(clean, field))
+    with pytest.raises(ValueError, match="image_noise"):
+        WorldConfig(image_noise=-1.0)
+
+
 def test_classes_are_plain_words_and_all_appear(scene):
     assert CLASSES == ("sky", "road", "sidewalk", "building", "vegetation", "pole", "car", "pedestrian")
     seen = set()

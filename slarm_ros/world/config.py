@@ -47,6 +47,10 @@ class WorldConfig:
     lidar_beams: int = 32  # image rows carrying LiDAR-like depth
     lidar_top: float = 0.25  # the highest beam's row as a share of the image height (~ +12 deg, as 32-beam units)
     lidar_columns_stride: int = 2  # every n-th column of those rows
+    # the cameras' read noise: zero-mean Gaussian, its standard deviation in 8-bit levels, drawn
+    # afresh per camera and timestep from noise_seed (the same drive with other noise: another noise_seed)
+    image_noise: float = 0.0
+    noise_seed: int = 0
 
     def __post_init__(self):
         if not 1 <= self.cameras <= 6:
@@ -55,6 +59,8 @@ class WorldConfig:
             raise ValueError("seconds and hz must be positive")
         if self.image_height < 16 or self.image_width < 16:
             raise ValueError("images must be at least 16x16")
+        if not 0.0 <= self.image_noise <= 64.0:
+            raise ValueError(f"image_noise is a standard deviation in 8-bit levels, 0..64; got {self.image_noise}")
 
     @property
     def num_steps(self) -> int:

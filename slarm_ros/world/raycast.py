@@ -7,6 +7,7 @@ velocity of the surface point (v + omega x r for a rigid actor turning at rate o
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -266,7 +267,8 @@ def render_camera(scene: Scene, camera: Camera, t: float) -> CameraImage:
     lidar[rows, cols] = depth_img[rows, cols]
     return CameraImage(
         name=camera.name, stamp=t, K=camera.K.copy(), cam_to_world=cam_to_world,
-        rgb=(rgb.reshape(*hw, 3).numpy() * 255 + 0.5).astype(np.uint8),
+        rgb=_quantised(rgb.reshape(*hw, 3).numpy(), cfg.image_noise, [cfg.noise_seed, cfg.seed, round(t * 1e6),
+                                                                        zlib.crc32(camera.name.encode())]),
         depth=depth_img.astype(np.float32),
         semantic=torch.where(sky, torch.zeros_like(hits.cls), hits.cls).reshape(hw).numpy().astype(np.uint8),
         instance=torch.where(sky, torch.zeros_like(hits.instance), hits.instance).reshape(hw).numpy().astype(np.int32),
@@ -274,6 +276,15 @@ def render_camera(scene: Scene, camera: Camera, t: float) -> CameraImage:
         flow=torch.where(sky[:, None], zeros3, hits.velocity).reshape(*hw, 3).numpy().astype(np.float32),
         lidar=lidar,
     )
+
+
+def _quantised(rgb: np.ndarray, noise: float, entropy: list[int]) -> np.ndarray:
+    """(H, W, 3) colours in [0, 1] -> uint8, with read noise of standard deviation ``noise`` levels
+    drawn from ``entropy`` (so a drive, a camera and a time always get the same noise)."""
+    levels = rgb * 255.0
+    if noise > 0:
+        levels = levels + np.random.default_rng(entropy).normal(0.0, noise, levels.shape)
+    return np.clip(levels + 0.5, 0, 255).astype(np.uint8)
 
 
 def _car_albedo(body: Tensor, hits: _Hits) -> Tensor:
