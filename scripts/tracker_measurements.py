@@ -21,7 +21,7 @@ Gaussians:
   how far from the cameras those in no object and those in objects lie, and how many of those in
   no object the network moves itself.
 
-    python scripts/tracker_measurements.py --bag out/heldout/seed12 --out measurements-seed12.json
+    python scripts/tracker_measurements.py --bag out/heldout/seed12 --out measurements-seed12.json [--offline]
 """
 from __future__ import annotations
 
@@ -39,30 +39,39 @@ from slarm_ros.stream.object_motion import Objects, group_points, measure, thinn
 STANDING, MOVING = 0.1, 3.0  # m/s: an object's mean true speed below / at or above
 
 
-def record(bag: str, checkpoint: str | None, max_steps: int) -> tuple[list[dict], object]:
-    """Per timestep what the tracker is given, and the true velocity of every Gaussian; the engine's config."""
+def record(bag: str, checkpoint: str | None, max_steps: int, offline: bool = False) -> tuple[list[dict], object]:
+    """Per timestep what the tracker is given, and the true velocity of every Gaussian; the engine's config.
+
+    Streaming, or with ``offline`` one full-attention pass (the tracker causal over it, as the engine's)."""
     engine = Reconstructor.from_checkpoint(checkpoint, device="cpu")
     tracker = engine.object_tracker
     if tracker is None:
         raise SystemExit("the checkpoint's config does not set object_motion: there is no tracker to study")
     H, W = engine.cfg.gaussian_grid
-    steps, truth = [], {}
+    steps, truth = [], {}  # truth: the true velocities of each timestep's Gaussians, by its stamp
     update = tracker.update
 
     def recording(g, stamp, views):
         movable = tracker.movable_mask(g)
         steps.append(dict(stamp=stamp, views=views, movable=movable.numpy(), means=g.means.double().numpy(),
                           network=g.motion[:, 0].double().numpy(), opacity=g.opacities.numpy(),
-                          truth=truth["velocity"]))
+                          truth=truth[stamp]))
         return update(g, stamp, views)
 
-    tracker.update = recording
+    tracker.update = recording  # the offline pass's own tracker is a copy, and records too
+    frame_sets = []
     for k, sample in enumerate(BagReader(bag)):
         if k >= max_steps:
             break
-        truth["velocity"] = np.concatenate([sample_nearest(sample.ground_truth[c.name]["flow"], H, W).reshape(-1, 3)
-                                            for c in sample.frame_set.cameras]).astype(np.float64)
-        engine.step(sample.frame_set)
+        truth[sample.frame_set.stamp] = np.concatenate([
+            sample_nearest(sample.ground_truth[c.name]["flow"], H, W).reshape(-1, 3)
+            for c in sample.frame_set.cameras]).astype(np.float64)
+        if offline:
+            frame_sets.append(sample.frame_set)
+        else:
+            engine.step(sample.frame_set)
+    if offline:
+        engine.run_offline(frame_sets, "full")
     return steps, engine.cfg
 
 
@@ -168,10 +177,11 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--max-steps", type=int, default=100)
+    ap.add_argument("--offline", action="store_true", help="one full-attention pass instead of streaming")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    steps, cfg = record(args.bag, args.checkpoint, args.max_steps)
-    result = {"bag": args.bag, "steps": len(steps),
+    steps, cfg = record(args.bag, args.checkpoint, args.max_steps, args.offline)
+    result = {"bag": args.bag, "mode": "offline" if args.offline else "streaming", "steps": len(steps),
               **analyse(steps, cfg.object_link_m, cfg.object_min_points, cfg.object_gate_speed)}
     print(json.dumps(result, indent=1))
     with open(args.out, "w") as f:

@@ -46,3 +46,15 @@ def test_gaussians_the_tracker_never_groups_are_counted_as_such():
     result = load_script("tracker_measurements").analyse(drive, link=1.0, min_points=5, gate_speed=0.5)
     assert result["measurements"] == 0 and result["moving"]["count"] == 0
     assert result["moving_gaussians_by_where"]["never_grouped"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_what_the_tracker_is_given_is_recorded_streaming_and_offline(tiny_world_bag, offline):
+    steps, cfg = load_script("tracker_measurements").record(str(tiny_world_bag), None, max_steps=4, offline=offline)
+    assert len(steps) == 4 and cfg.object_motion
+    stamps = [s["stamp"] for s in steps]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 4  # one record per timestep, in time order
+    for s in steps:
+        n = len(s["means"])
+        assert s["truth"].shape == (n, 3) and s["network"].shape == (n, 3) and s["movable"].shape == (n,)
+        assert np.isfinite(s["truth"]).all()
