@@ -3,7 +3,7 @@
   slarm world make --out DIR [--seconds 20 --hz 10 --cameras 3 --seed N]   synthetic drive -> bag
   slarm replay BAG [--rate R]                                            bag -> live topics + /clock
   slarm record --out DIR --topics T [T ...]                               live topics -> bag
-  slarm eval --bag BAG [--checkpoint C] [--window W] [--offline]          metrics, report, figures
+  slarm eval --bag BAG [--checkpoint C] [--window W] [--offline [causal]] metrics, report, figures
   slarm export --bag BAG --out F.ply [--stamp S]                         4D Gaussians of a window
   slarm regression [--record]                                             shipped model vs recorded metrics
   slarm compare LABEL=EVAL_DIR [...]                                      one table of several evaluations
@@ -62,8 +62,8 @@ def _eval(args: argparse.Namespace) -> int:
     from .eval.evaluate import evaluate
 
     out = args.out or str(Path("out") / "eval" / Path(args.bag).name)
-    result = evaluate(args.bag, out, checkpoint=args.checkpoint, window=args.window, offline=args.offline,
-                      device=args.device, max_steps=args.max_steps)
+    result = evaluate(args.bag, out, checkpoint=args.checkpoint, window=args.window, offline=args.offline is not None,
+                      offline_attention=args.offline or "full", device=args.device, max_steps=args.max_steps)
     keys = ["depth_absrel", "depth_rmse", "flow_epe3d", "flow_acc5", "flow_acc10", "miou", "psnr_next",
             "psnr_next_dynamic", "ssim_next", "step_p50_ms", "peak_mem_mb"]
     print(json.dumps({k: result.get(k) for k in keys}, indent=1))
@@ -255,7 +255,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     ev.add_argument("--bag", required=True)
     ev.add_argument("--checkpoint", default="", help="weights (default: the shipped model)")
     ev.add_argument("--window", type=int, default=None, help="streaming window in timesteps (default: the model's)")
-    ev.add_argument("--offline", action="store_true", help="score one full-attention pass instead of streaming")
+    ev.add_argument("--offline", nargs="?", const="full", choices=["full", "causal"], default=None,
+                    help="score one pass over the whole bag instead of streaming: full attention (SLARM's offline "
+                         "mode), or causal (each timestep attends to every earlier one)")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--max-steps", type=int, default=None, help="only the first N timesteps")
     ev.add_argument("--out", default="", help="output folder (default out/eval/<bag name>)")

@@ -94,3 +94,20 @@ def test_a_benchmark_worker_past_its_limit_is_a_clear_error_not_a_traceback(tmp_
     err = capsys.readouterr().err
     assert "error: benchmark worker streaming T=2 did not finish within 0 s" in err
     assert "Traceback" not in err
+
+
+def test_an_offline_causal_pass_over_a_window_scores_as_streaming(tiny_world_bag, tmp_path):
+    """`slarm eval --offline causal` on 4 timesteps, the shipped window: each timestep attends to
+    every earlier one, as the stream's, so every score is streaming's; a full pass sees later ones too."""
+    from slarm_ros.cli import main
+
+    runs = {}
+    for name, args in (("stream", []), ("causal", ["--offline", "causal"]), ("full", ["--offline"])):
+        assert main(["eval", "--bag", str(tiny_world_bag), "--device", "cpu", "--max-steps", "4",
+                     "--out", str(tmp_path / name), *args]) == 0
+        runs[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+    assert runs["causal"]["run"]["mode"] == "offline, causal attention"
+    assert runs["full"]["run"]["mode"] == "offline, full attention"
+    for key in ("depth_absrel", "flow_epe3d", "miou", "psnr_next"):
+        assert runs["causal"][key] == pytest.approx(runs["stream"][key], rel=1e-4), key
+    assert runs["full"]["depth_absrel"] != pytest.approx(runs["stream"]["depth_absrel"], rel=1e-4)

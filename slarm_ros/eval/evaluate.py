@@ -194,13 +194,14 @@ class Evaluator:
 
 def evaluate(bag: str | Path, out: str | Path, checkpoint: str | None = None, window: int | None = None,
              offline: bool = False, device: str = "auto", max_steps: int | None = None, panels: int = 3,
-             progress: bool = True) -> dict:
+             progress: bool = True, offline_attention: str = "full") -> dict:
     """Run the evaluation; writes metrics.json, report.md and figures into ``out``.
 
     One pass over the bag streams it through the engine and scores each timestep as it comes
     (ground truth is never held for more than two timesteps). With ``offline``, the frame sets
-    are first reconstructed in one full-attention pass and those results are scored instead;
-    the streaming pass still runs, for its latency and memory.
+    are first reconstructed in one pass with ``offline_attention`` ('full', SLARM's offline mode, or
+    'causal') and those results are scored instead; the streaming pass still runs, for its latency
+    and memory.
     """
     from tqdm import tqdm
 
@@ -224,7 +225,7 @@ def evaluate(bag: str | Path, out: str | Path, checkpoint: str | None = None, wi
     if offline:
         frame_sets = [fs for _, fs in zip(range(total), BagReader(bag, ground_truth=False).frame_sets())]
         started = time.perf_counter()
-        offline_results = engine.run_offline(frame_sets, "full")
+        offline_results = engine.run_offline(frame_sets, offline_attention)
         timing["offline_total_s"] = time.perf_counter() - started
         timing["offline_per_step_ms"] = timing["offline_total_s"] / len(frame_sets) * 1000
         timing["offline_peak_mem_mb"] = proc.memory_info().rss / 2**20
@@ -270,8 +271,9 @@ def evaluate(bag: str | Path, out: str | Path, checkpoint: str | None = None, wi
     result = dict(summary["slarm"])
     result.update({k: timing[k] for k in ("step_p50_ms", "step_p95_ms", "peak_mem_mb")})
     result["baselines"] = {m: summary[m] for m in ("zero_motion", "copy_last")}
+    mode = f"offline, {offline_attention} attention" if offline else f"streaming, window {engine.window}"
     result["run"] = {
-        "bag": str(bag), "mode": "offline, full attention" if offline else f"streaming, window {engine.window}",
+        "bag": str(bag), "mode": mode,
         "checkpoint": str(checkpoint or "default"), "device": str(engine.device), "config": engine.cfg.name,
         "window": engine.window, "timesteps": steps, "frame_interval_s": ev.dt,
         "eval_resolution": [ev.height, ev.width], "classes": names, "skipped": reader.skipped,
