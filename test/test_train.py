@@ -146,6 +146,23 @@ def test_windows_with_targets_on_both_sides_hold_an_earlier_and_a_following_one(
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
+def test_a_share_of_windows_is_longer_as_asked_and_trains(tmp_path, drive_cache):
+    cfg = small_config(tmp_path, cache_dir=str(drive_cache), long_context=6, long_share=0.25, steps=4)
+    rng = np.random.default_rng(0)
+    lengths = [cfg.window_length(rng) for _ in range(4000)]
+    assert set(lengths) == {4, 6} and lengths.count(6) / 4000 == pytest.approx(0.25, abs=0.02)
+    rng = np.random.default_rng(0)
+    assert small_config(tmp_path).window_length(rng) == 4
+    assert rng.uniform() == np.random.default_rng(0).uniform()  # no long windows: nothing drawn
+    for bad in (dict(long_context=4), dict(long_share=0.5), dict(long_context=6, long_share=1.5)):
+        with pytest.raises(ValueError, match="long_"):
+            small_config(tmp_path, **bad)
+    # every window long: the run trains on windows of 6 timesteps
+    summary = train(cfg.replace(long_share=1.0), tmp_path / "long", progress=False)
+    assert summary["steps"] == 4
+    assert all(np.isfinite(float(r["loss"])) for r in read_csv(tmp_path / "long" / "log.csv"))
+
+
 def test_learning_rate_warms_up_then_decays_by_steps_or_time():
     cfg = TrainConfig(lr=1e-3, warmup_steps=10, steps=100, min_lr_ratio=0.1)
     assert learning_rate(cfg, 0, 0) == pytest.approx(1e-4, rel=0.01)

@@ -5,6 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from ..model import SlarmConfig
@@ -37,6 +38,11 @@ class TrainConfig:
     supersample: int = 2  # drives are rendered at this factor x the network's resolution, then reduced
     cache_dir: str = "out/train_cache"
     context: int = 4  # timesteps the network sees per window
+    # a share of windows longer than ``context``: a pass over a whole drive attends to more timesteps
+    # than the streaming window, and the network does best with what training showed it
+    # (docs/training.md, "Streaming against offline: not noise, not depth")
+    long_context: int = 0  # timesteps; 0: every window holds ``context``
+    long_share: float = 0.0  # share of windows that hold ``long_context``
     future: int = 2  # following timesteps that may be targets
     other_scale: int = 2  # reduction of the whole-window render target
     anchor_lag_s: float = 7.0  # windows are anchored up to this far before their start (the network's anchor ages)
@@ -66,6 +72,11 @@ class TrainConfig:
         object.__setattr__(self, "betas", tuple(self.betas))
         if self.context < 1 or self.future < 0:
             raise ValueError("context must be >= 1 and future >= 0")
+        if self.long_context and self.long_context <= self.context:
+            raise ValueError(f"long_context ({self.long_context}) must exceed context ({self.context}), or be 0")
+        if not 0.0 <= self.long_share <= 1.0 or (self.long_share > 0 and not self.long_context):
+            raise ValueError(f"long_share must be in [0, 1] and needs a long_context; got {self.long_share} "
+                             f"with long_context {self.long_context}")
         if self.other_target not in OTHER_TARGETS:
             raise ValueError(f"other_target must be one of {OTHER_TARGETS}, not {self.other_target!r}")
         if self.num_drives < 1 or self.steps < 1:
@@ -82,6 +93,12 @@ class TrainConfig:
         # timesteps after its start, which lies 0..anchor_lag_s after the anchor
         span = (self.context - 1) / self.world.get("hz", WorldConfig.hz)
         return base.replace(**self.model_overrides).replace(anchor_min_age=span, anchor_max_age=span + self.anchor_lag_s)
+
+    def window_length(self, rng: np.random.Generator) -> int:
+        """Timesteps of the next training window: ``long_context`` for a ``long_share`` of them."""
+        if not self.long_context:
+            return self.context  # draws nothing: a run without long windows keeps its random stream
+        return self.long_context if rng.uniform() < self.long_share else self.context
 
     def drive(self, index: int) -> WorldConfig:
         return WorldConfig(**{"seed": self.first_seed + index, "seconds": self.drive_seconds, **self.world})

@@ -224,7 +224,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, command: s
             for group in optimizer.param_groups:
                 group["lr"] = lr
             drive = drives[int(rng.integers(len(drives)))]
-            window = sample_window(drive, rng, cfg.context, cfg.future, cfg.other_scale, net_cfg.gaussian_stride,
+            length = cfg.window_length(rng)
+            window = sample_window(drive, rng, length, cfg.future, cfg.other_scale, net_cfg.gaussian_stride,
                                    max_anchor_lag, cfg.own_last_share, env.device, cfg.other_target)
             result = window_loss(model, window, teacher, cfg.losses, CLASS_ID["sky"], cfg.max_semantic_pixels,
                                  forward=forward, generator=pixel_rng)
