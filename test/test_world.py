@@ -41,6 +41,8 @@ def test_read_noise_is_seeded_zero_mean_and_leaves_the_ground_truth(scene):
         assert np.array_equal(getattr(noisy, field), getattr(clean, field))
     with pytest.raises(ValueError, match="image_noise"):
         WorldConfig(image_noise=-1.0)
+    with pytest.raises(ValueError, match="noise_seed"):
+        WorldConfig(image_noise=1.0, noise_seed=-1)
 
 
 def test_classes_are_plain_words_and_all_appear(scene):

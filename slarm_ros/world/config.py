@@ -61,6 +61,8 @@ class WorldConfig:
             raise ValueError("images must be at least 16x16")
         if not 0.0 <= self.image_noise <= 64.0:
             raise ValueError(f"image_noise is a standard deviation in 8-bit levels, 0..64; got {self.image_noise}")
+        if self.noise_seed < 0:
+            raise ValueError(f"noise_seed must be >= 0, got {self.noise_seed}")
 
     @property
     def num_steps(self) -> int:
