@@ -288,6 +288,42 @@ def test_bad_input_and_hostile_requests_are_survived_and_counted(ros_processes, 
     assert timesteps_ended(diag) == int(diag["frames_in"]), diag  # images skipped before matching are not timesteps
 
 
+def _late_info_bag(path: Path, world_bag: Path, timesteps: int = 6, late_s: float = 0.05) -> Path:
+    """The tiny world's frames, each camera's first camera_info received ``late_s`` after its image."""
+    samples = list(BagReader(world_bag, ground_truth=False))
+    base = {c: s for c, s in zip(CAMERAS, samples[0].frame_set.cameras)}
+    with BagWriter(path) as bag:
+        bag.write(topics.TF_STATIC, 1.0, messages.tf_message(1.0, [("base_link", f"{c}_optical_frame",
+                                                                   base[c].cam_to_world) for c in CAMERAS]),
+                  latched=True)
+        for k in range(timesteps):
+            stamp = 10.0 + 0.1 * k
+            pose = np.eye(4)
+            pose[0, 3] = 0.5 * k
+            bag.write(topics.TF, stamp, messages.tf_message(stamp, [("map", "base_link", pose)]))
+            for c in CAMERAS:
+                cam, frame = base[c], f"{c}_optical_frame"
+                h, w = cam.image.shape[:2]
+                info = messages.camera_info(stamp, frame, cam.K, w, h)  # stamped as its image
+                bag.write(topics.image_topic(c), stamp, messages.image(stamp, frame, cam.image, "rgb8"))
+                bag.write(topics.info_topic(c), stamp + (late_s if k == 0 else 0.0), info)
+    return path
+
+
+def test_an_image_that_overtakes_its_first_camera_info_waits_for_it(ros_processes, tiny_world_bag, tmp_path):
+    # The first image of every camera arrives 0.1 s (at the replay's half rate) before its
+    # camera_info: it waits, and its timestep is processed like the others.
+    bag = _late_info_bag(tmp_path / "late", tiny_world_bag)
+    node = start_node(ros_processes, "input_qos:=RELIABLE")
+    replay(ros_processes, bag)
+    diag = ros_processes.run_json("diagnostics_listener.py", "6")
+    assert node.poll() is None, node.stderr.read()
+    assert int(diag.get("skipped_no_camera_info", 0)) == 0, diag
+    assert int(diag["waiting_for_camera_info"]) == 0, diag
+    assert int(diag["frames_in"]) == 6 and int(diag["unmatched_images"]) == 0, diag
+    assert timesteps_ended(diag) == 6, diag
+
+
 def test_a_bad_checkpoint_stops_the_node_at_start_with_what_to_do(ros_processes, tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"not weights")
     node = start_node(ros_processes, f"checkpoint:={tmp_path / 'bad.safetensors'}")

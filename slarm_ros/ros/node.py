@@ -48,6 +48,9 @@ from .qos import qos_from_name
 from .transforms import TransformSource
 
 MAX_QUERIES = 16
+# Images of a camera that arrive before its first camera_info wait for it (about 1 s at 10 Hz): DDS
+# does not order topics, so a bag's or a driver's first image can overtake its camera_info.
+MAX_WAITING_FOR_INFO = 10
 # Stages of a timestep: queued (matched -> worker), decode (images, camera_info, TF), network (the
 # engine step), products (points, query scores), publish (the ~/points message).
 STAGES = ("queued", "decode", "network", "products", "publish")
@@ -101,6 +104,8 @@ class SlarmNode(Node):
         self.tf = TransformSource(self)
         self.sync = ApproximateSync(tuple(p.cameras), slop=p.sync_slop, queue_size=10)
         self.camera_info: dict[str, CameraInfo] = {}
+        # camera -> (stamp, raw image) received before that camera's first camera_info, oldest first
+        self.waiting_for_info: dict[str, deque] = {cam: deque() for cam in p.cameras}
         self.pending: deque = deque()
         self.wake = threading.Condition(self.lock)
         self.stats = Counter()
@@ -115,10 +120,10 @@ class SlarmNode(Node):
 
         in_qos, out_qos = qos_from_name(p.input_qos), qos_from_name(p.output_qos)
         # camera_info first: when an image and its camera_info are ready together, the executor takes
-        # them in this order, so the first image of a camera is not skipped for want of its info.
+        # them in this order; an image that arrives before any camera_info waits for it.
         for cam in p.cameras:
             self.create_subscription(CameraInfo, p.camera_info_topic.format(camera=cam),
-                                     lambda msg, cam=cam: self.camera_info.__setitem__(cam, msg), in_qos)
+                                     lambda msg, cam=cam: self._on_camera_info(cam, msg), in_qos)
         for cam in p.cameras:
             # Raw: the callback reads only the stamp; the worker decodes the image off the executor.
             self.create_subscription(Image, p.image_topic.format(camera=cam),
@@ -138,18 +143,43 @@ class SlarmNode(Node):
             f"window {self.engine.window}, TF from {self.tf.backend}, queries {self.queries}")
 
     # --- input: callbacks only enqueue --------------------------------------------------------
-    def _on_image(self, camera: str, raw: bytes) -> None:
-        info = self.camera_info.get(camera)
-        if info is None:
-            self.stats["skipped_no_camera_info"] += 1
-            self.get_logger().warning(f"{camera}: image without camera_info yet; skipped", throttle_duration_sec=5.0)
+    def _on_camera_info(self, camera: str, info: CameraInfo) -> None:
+        first = camera not in self.camera_info
+        self.camera_info[camera] = info
+        if not first:
             return
+        # Release the images that waited for this first camera_info: those of its time or later (within
+        # the sync slop) go on to matching, in order; older ones had none of their own and are skipped.
+        waiting, info_stamp = self.waiting_for_info[camera], stamp_seconds(info.header.stamp)
+        while waiting:
+            stamp, raw = waiting.popleft()
+            if stamp < info_stamp - self.params.sync_slop:
+                self._skip("no_camera_info", f"{camera}: image at {stamp:.3f} s is older than the first "
+                                             f"camera_info ({info_stamp:.3f} s); skipped")
+            else:
+                self._match(camera, stamp, raw, info)
+
+    def _on_image(self, camera: str, raw: bytes) -> None:
         try:
             stamp = cdr_header_stamp(raw)
         except ValueError as e:
             # Per image, before matching: this image never reaches a timestep.
             self._skip("bad_header", f"{camera}: image skipped: {e}")
             return
+        info = self.camera_info.get(camera)
+        if info is None:
+            waiting = self.waiting_for_info[camera]
+            waiting.append((stamp, raw))
+            if len(waiting) > MAX_WAITING_FOR_INFO:
+                waiting.popleft()
+                self._skip("no_camera_info", f"{camera}: no camera_info on "
+                                             f"{self.params.camera_info_topic.format(camera=camera)} yet; "
+                                             f"images wait for it, the oldest skipped")
+            return
+        self._match(camera, stamp, raw, info)
+
+    def _match(self, camera: str, stamp: float, raw: bytes, info: CameraInfo) -> None:
+        """Hand one image to the cameras' synchroniser; a completed timestep goes to the worker."""
         for stamp, matched in self.sync.add(camera, stamp, (raw, info)):
             with self.lock:
                 self.stats["frames_in"] += 1
@@ -377,13 +407,18 @@ class SlarmNode(Node):
             "window_fill": self.engine.window_fill, "window": self.engine.window or 0,
             "device": str(self.engine.device), "tf_backend": self.tf.backend, "queries": ", ".join(queries),
             "tf_rejected": self.tf.rejected,
+            # images held until their camera's first camera_info arrives
+            "waiting_for_camera_info": sum(len(q) for q in self.waiting_for_info.values()),
         }
         values.update({k: v for k, v in stats.items() if k.startswith(("skipped_", "rejected_", "errors", "time_"))})
         problems = [k for k in values if k.startswith(("skipped_", "errors", "tf_rejected")) and values[k]]
+        no_info = [cam for cam, q in self.waiting_for_info.items() if q]
+        message = "; ".join(([f"skipping input: {', '.join(problems)}"] if problems else [])
+                            + ([f"waiting for camera_info of {', '.join(no_info)}"] if no_info else [])) or "running"
         status = DiagnosticStatus(
-            level=DiagnosticStatus.WARN if problems or stats.get("drops") else DiagnosticStatus.OK,
+            level=DiagnosticStatus.WARN if problems or no_info or stats.get("drops") else DiagnosticStatus.OK,
             name=f"{self.get_name()}: engine", hardware_id=str(self.engine.device),
-            message=("skipping input: " + ", ".join(problems)) if problems else "running",
+            message=message,
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
         self.diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                      status=[status]))
