@@ -209,14 +209,24 @@ def test_on_sim_time_diagnostics_go_on_after_the_clock_stops(ros_processes, tiny
     assert timesteps_ended(diag) == int(diag["frames_in"]), diag
 
 
+def _first_cameras(world_bag: Path) -> dict:
+    """The tiny world's cameras at its first timestep, by name: images, intrinsics and rig poses."""
+    samples = list(BagReader(world_bag, ground_truth=False))
+    return {c: s for c, s in zip(CAMERAS, samples[0].frame_set.cameras)}
+
+
+def _write_rig(bag: BagWriter, base: dict) -> None:
+    """The cameras' mounting on base_link, latched on /tf_static."""
+    bag.write(topics.TF_STATIC, 1.0, messages.tf_message(1.0, [("base_link", f"{c}_optical_frame",
+                                                               base[c].cam_to_world) for c in CAMERAS]),
+              latched=True)
+
+
 def _bad_bag(path: Path, world_bag: Path) -> Path:
     """The tiny world's frames, with bad input mixed in at known timesteps."""
-    samples = list(BagReader(world_bag, ground_truth=False))
-    base = {c: s for c, s in zip(CAMERAS, samples[0].frame_set.cameras)}
+    base = _first_cameras(world_bag)
     with BagWriter(path) as bag:
-        bag.write(topics.TF_STATIC, 1.0, messages.tf_message(1.0, [("base_link", f"{c}_optical_frame",
-                                                                   base[c].cam_to_world) for c in CAMERAS]),
-                  latched=True)
+        _write_rig(bag, base)
         for k in range(10):
             stamp = 10.0 + 0.1 * k
             pose = np.eye(4)
@@ -290,12 +300,9 @@ def test_bad_input_and_hostile_requests_are_survived_and_counted(ros_processes, 
 
 def _late_info_bag(path: Path, world_bag: Path, timesteps: int = 6, late_s: float = 0.05) -> Path:
     """The tiny world's frames, each camera's first camera_info received ``late_s`` after its image."""
-    samples = list(BagReader(world_bag, ground_truth=False))
-    base = {c: s for c, s in zip(CAMERAS, samples[0].frame_set.cameras)}
+    base = _first_cameras(world_bag)
     with BagWriter(path) as bag:
-        bag.write(topics.TF_STATIC, 1.0, messages.tf_message(1.0, [("base_link", f"{c}_optical_frame",
-                                                                   base[c].cam_to_world) for c in CAMERAS]),
-                  latched=True)
+        _write_rig(bag, base)
         for k in range(timesteps):
             stamp = 10.0 + 0.1 * k
             pose = np.eye(4)
